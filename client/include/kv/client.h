@@ -1,0 +1,180 @@
+/* kv/client.h -- libkvclient, the C client library of kvd.
+ *
+ * A client holds one connection at a time to one of the addresses it was given, and
+ * fails over to the next address when a connection breaks. Every call takes per-call
+ * options (timeout, consistency, TTL) and returns a status with a message in kvc_err.
+ *
+ * (1) Thread-compatibility: a struct kvc_client is used by one thread at a time; use one
+ *     client per thread.
+ * (2) Outcomes are honest: KVC_TIMEOUT or KVC_CONN on a write means the write may or may
+ *     not have been applied; KVC_UNAVAILABLE means it was definitely not applied.
+ * (3) Pipelining: kvc_submit() queues requests without waiting and kvc_poll() completes
+ *     them as answers arrive, in any order; kvc_exec() does both for an array of ops.
+ * (4) Ownership: everything a call returns (values, scan items, cursors) is malloc'd and
+ *     owned by the caller, released with the matching _free function. */
+#ifndef KV_CLIENT_H
+#define KV_CLIENT_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The same codes, with the same values, as the server's enum kv_status. */
+enum kvc_status {
+    KVC_OK = 0,
+    KVC_NOT_FOUND = -1,
+    KVC_INVALID = -2,      /* bad argument (client-side check or the server's answer) */
+    KVC_PROTO = -3,        /* malformed message */
+    KVC_TOO_LARGE = -4,    /* key, value or frame over its limit */
+    KVC_IOERR = -5,        /* the server's storage failed (e.g. disk full): not applied */
+    KVC_CORRUPTION = -6,
+    KVC_UNAVAILABLE = -7,  /* not enough replicas alive: not applied */
+    KVC_TIMEOUT = -8,      /* no answer in time: outcome unknown */
+    KVC_INTERNAL = -9,
+    KVC_OVERLOADED = -10,  /* the server shed the request: retry later */
+    KVC_NOMEM = -11,
+    KVC_CONN = -12,        /* connection failed or broke: for writes, outcome unknown */
+    KVC_SHUTDOWN = -13     /* the server is stopping */
+};
+
+struct kvc_err {
+    int code;              /* enum kvc_status */
+    char msg[160];
+};
+
+const char *kvc_status_name(int code);   /* "NOT_FOUND", ...; never NULL */
+
+enum kvc_consistency {
+    KVC_CL_DEFAULT = 0, KVC_CL_ONE = 1, KVC_CL_TWO = 2, KVC_CL_THREE = 3, KVC_CL_QUORUM = 4,
+    KVC_CL_ALL = 5, KVC_CL_LOCAL_ONE = 6, KVC_CL_LOCAL_QUORUM = 7, KVC_CL_EACH_QUORUM = 8,
+    KVC_CL_LINEARIZABLE = 9
+};
+/* Parses "one", "quorum", "local_quorum", ... (case-insensitive); -1 when unknown. */
+int kvc_consistency_parse(const char *s, enum kvc_consistency *out);
+const char *kvc_consistency_name(enum kvc_consistency c);
+
+#define KVC_MAX_KEY 4096u
+
+struct kvc_opts {
+    const char *addrs;            /* "host:port[,host:port...]"; copied */
+    uint32_t connect_timeout_ms;  /* default 2000 */
+    uint32_t timeout_ms;          /* default per-call timeout; default 5000 */
+    uint32_t max_frame;           /* largest response accepted; default 16 MiB */
+    uint32_t compress_threshold;  /* values at least this long go LZ4; default 4096; 0 off */
+};
+void kvc_opts_default(struct kvc_opts *o);
+
+struct kvc_client;
+
+/* Connects to the first reachable address. On KVC_OK *out owns a client (kvc_close). */
+int kvc_connect(const struct kvc_opts *o, struct kvc_client **out, struct kvc_err *err);
+void kvc_close(struct kvc_client *c);    /* NULL is a no-op; pending ops complete KVC_CONN */
+
+/* Per-call options; pass NULL for the defaults. */
+struct kvc_call {
+    uint32_t timeout_ms;          /* 0: the client's default */
+    enum kvc_consistency consistency;
+    uint64_t ttl_ms;              /* put: 0 never expires */
+};
+
+struct kvc_value {
+    uint8_t *data;                /* owned; NUL-terminated for convenience (not counted) */
+    size_t len;
+    uint64_t version;             /* HLC timestamp of the version read */
+    uint32_t version_node;
+    uint64_t expires_at_ms;       /* 0: never */
+};
+void kvc_value_free(struct kvc_value *v);   /* NULL-safe; resets *v */
+
+struct kvc_scan_args {
+    const void *start; size_t start_len;   /* inclusive; empty: from the first key */
+    const void *end; size_t end_len;       /* exclusive; empty: to the last key */
+    uint32_t limit;                        /* 0: the server's default page */
+    const void *cursor; size_t cursor_len; /* from a previous result: resume after it */
+    bool keys_only;
+};
+struct kvc_scan_item {
+    uint8_t *key; size_t key_len;          /* both owned by the result */
+    uint8_t *value; size_t value_len;
+};
+struct kvc_scan_result {
+    struct kvc_scan_item *items;
+    size_t n;
+    uint8_t *cursor; size_t cursor_len;    /* NULL/0: the range is exhausted */
+};
+void kvc_scan_result_free(struct kvc_scan_result *r);   /* NULL-safe; resets *r */
+
+int kvc_put(struct kvc_client *c, const void *key, size_t key_len, const void *val,
+            size_t val_len, const struct kvc_call *o, struct kvc_err *err);
+/* KVC_OK: *out owns the value. KVC_NOT_FOUND: *out zeroed. */
+int kvc_get(struct kvc_client *c, const void *key, size_t key_len, struct kvc_value *out,
+            const struct kvc_call *o, struct kvc_err *err);
+/* Deleting a missing key is KVC_OK (a tombstone is written either way). */
+int kvc_delete(struct kvc_client *c, const void *key, size_t key_len, const struct kvc_call *o,
+               struct kvc_err *err);
+/* One page of a scan. Keep calling with the returned cursor until it is NULL. */
+int kvc_scan(struct kvc_client *c, const struct kvc_scan_args *a, const struct kvc_call *o,
+             struct kvc_scan_result *out, struct kvc_err *err);
+
+/* --- pipelining ------------------------------------------------------------------------ */
+
+enum kvc_op_type { KVC_OP_GET, KVC_OP_PUT, KVC_OP_DELETE, KVC_OP_SCAN };
+
+struct kvc_op;
+typedef void (*kvc_done_fn)(struct kvc_op *op, void *arg);
+
+/* An operation in flight. The caller owns the struct and keeps it (and the key/value
+ * bytes it points to, until kvc_submit returns) alive until it completes. */
+struct kvc_op {
+    /* in */
+    enum kvc_op_type type;
+    const void *key; size_t key_len;
+    const void *value; size_t value_len;   /* put */
+    struct kvc_call call;
+    struct kvc_scan_args scan;             /* scan */
+    /* out, valid once done */
+    struct kvc_err err;                    /* err.code: the op's status */
+    struct kvc_value result;               /* get: owned by the op's caller (kvc_value_free) */
+    struct kvc_scan_result scan_result;    /* scan: owned by the caller */
+    bool done;
+    /* private to the library */
+    uint64_t id_;
+    uint64_t deadline_ns_;
+    kvc_done_fn cb_;
+    void *cb_arg_;
+    struct kvc_op *next_;
+};
+
+/* Encodes op and queues it for sending; never blocks. cb (may be NULL) runs inside a later
+ * kvc_poll when op completes. KVC_OK: op is in flight. Other codes: op was not queued.
+ * Without a connection (after one broke) it starts a non-blocking reconnect with the
+ * address after the broken one; if every address fails at once it returns KVC_CONN.
+ * A callback may call kvc_submit, but not kvc_poll, kvc_exec or kvc_close. */
+int kvc_submit(struct kvc_client *c, struct kvc_op *op, kvc_done_fn cb, void *arg,
+               struct kvc_err *err);
+/* Sends what is queued and completes every op whose answer arrived or whose deadline
+ * passed, waiting at most timeout_ms (0: do not wait; -1: until at least one completes).
+ * Returns the number of ops completed (>= 0) or a negative kvc_status when the client
+ * cannot make progress (then every in-flight op has completed with that code).
+ * It returns as soon as at least one op completed, and at once (0) when none is in
+ * flight. A connection that breaks completes its ops (KVC_CONN, or KVC_PROTO for a
+ * corrupt answer) and counts them; KVC_CONN is returned when no address accepted a
+ * connection for the queued ops. */
+int kvc_poll(struct kvc_client *c, int timeout_ms, struct kvc_err *err);
+/* Ops in flight. */
+size_t kvc_pending(const struct kvc_client *c);
+/* The socket to wait on (POLLIN, plus POLLOUT while kvc_want_write) from an event loop. */
+int kvc_fd(const struct kvc_client *c);
+bool kvc_want_write(const struct kvc_client *c);
+
+/* Submits all n ops pipelined on the connection and waits until each is done. Returns
+ * KVC_OK when every op completed (each carries its own status in op->err). */
+int kvc_exec(struct kvc_client *c, struct kvc_op *ops, size_t n, struct kvc_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

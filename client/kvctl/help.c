@@ -1,0 +1,110 @@
+/* client/kvctl/help.c -- the --help texts. Kept in step with docs/kvctl.md. */
+#include <string.h>
+#include "client/kvctl/kvctl.h"
+
+static const char global_help[] =
+    "usage: kvctl [global options] <command> [args]\n"
+    "\n"
+    "Commands:\n"
+    "  put KEY [VALUE]   store a value (from VALUE, --file, or stdin)\n"
+    "  get KEY           print a value\n"
+    "  del KEY           delete a key (deleting a missing key succeeds)\n"
+    "  scan              list keys in order, a page at a time or --all\n"
+    "  help [COMMAND]    this text, or a command's\n"
+    "Run 'kvctl COMMAND --help' for a command's options.\n"
+    "\n"
+    "Global options (before or after the command):\n"
+    "  -n, --nodes HOST:PORT,...  servers to try in order (default: $KVD_NODES,\n"
+    "                             else 127.0.0.1:7379)\n"
+    "  -c, --consistency LEVEL    default one two three quorum all local_one\n"
+    "                             local_quorum each_quorum linearizable\n"
+    "      --timeout MS           per-request and connect timeout (default 5000)\n"
+    "      --json                 one JSON object per result on stdout\n"
+    "      --hex                  keys and values as hex, in arguments and output\n"
+    "  -h, --help                 show help\n"
+    "\n"
+    "Keys and values are byte strings. In arguments and text output a byte can be\n"
+    "written \\xNN and a backslash is \\\\; output escapes every byte outside 0x20..0x7e.\n"
+    "\n"
+    "Exit codes:\n"
+    "  0  success\n"
+    "  1  key not found (get)\n"
+    "  2  usage error (bad option, bad argument, empty or oversized key)\n"
+    "  3  connection error (no server reachable, or the connection broke:\n"
+    "     a write may or may not have been applied)\n"
+    "  4  timeout (outcome unknown: a write may have been applied)\n"
+    "  5  unavailable, overloaded or shutting down (not applied; retry later)\n"
+    "  6  any other error from the server or the protocol\n";
+
+static const char put_help[] =
+    "usage: kvctl put KEY [VALUE] [--file F] [--ttl SECONDS | --ttl-ms MS]\n"
+    "\n"
+    "Stores VALUE under KEY. Without VALUE, or with VALUE '-', the value is read from\n"
+    "stdin; with --file it is read from F. File and stdin bytes are taken as they are\n"
+    "(no escapes, no hex).\n"
+    "\n"
+    "  -f, --file F       read the value from file F\n"
+    "      --ttl SECONDS  expire the value after SECONDS\n"
+    "      --ttl-ms MS    expire the value after MS milliseconds\n"
+    "\n"
+    "Prints nothing on success ({\"ok\":true} with --json).\n"
+    "Examples:\n"
+    "  kvctl put user:1 alice\n"
+    "  kvctl put 'bin\\x00key' 'tab\\x09value'\n"
+    "  kvctl put --ttl 60 session:9 < token.bin\n";
+
+static const char get_help[] =
+    "usage: kvctl get KEY [--raw]\n"
+    "\n"
+    "Prints the value stored under KEY, escaped, followed by a newline (hex with --hex;\n"
+    "{\"key\":..,\"value\":..} with --json). Exits 1 when the key does not exist.\n"
+    "\n"
+    "      --raw   write the value's exact bytes, no escaping and no newline\n"
+    "\n"
+    "Examples:\n"
+    "  kvctl get user:1\n"
+    "  kvctl get --raw blob:7 > blob.bin\n";
+
+static const char del_help[] =
+    "usage: kvctl del KEY\n"
+    "\n"
+    "Deletes KEY. Deleting a key that does not exist succeeds (a tombstone is written\n"
+    "either way). Prints nothing on success ({\"ok\":true} with --json).\n"
+    "\n"
+    "Example:\n"
+    "  kvctl del user:1\n";
+
+static const char scan_help[] =
+    "usage: kvctl scan [--prefix P | --start S --end E] [--limit N] [--cursor C]\n"
+    "                  [--all] [--keys-only]\n"
+    "\n"
+    "Lists keys in order, one 'key<TAB>value' line each (only the key with\n"
+    "--keys-only). Without --all one page is printed; if more keys remain, a last line\n"
+    "'cursor: HEX' goes to stderr (with --json, {\"cursor\":\"HEX\"} on stdout); pass it\n"
+    "to --cursor to continue exactly after the last key printed.\n"
+    "\n"
+    "      --prefix P    keys that start with P\n"
+    "      --start S     from S (inclusive)\n"
+    "      --end E       to E (exclusive)\n"
+    "      --limit N     page size (default: the server's)\n"
+    "      --cursor C    resume after a previous page (C as printed, hex)\n"
+    "      --all         follow cursors to the end of the range\n"
+    "      --keys-only   do not fetch values\n"
+    "\n"
+    "Examples:\n"
+    "  kvctl scan --prefix user: --all\n"
+    "  kvctl scan --start a --end m --limit 100\n";
+
+void kvctl_help(FILE *f, const char *cmd)
+{
+    const char *text = global_help;
+    if (cmd && strcmp(cmd, "put") == 0)
+        text = put_help;
+    else if (cmd && strcmp(cmd, "get") == 0)
+        text = get_help;
+    else if (cmd && (strcmp(cmd, "del") == 0 || strcmp(cmd, "delete") == 0))
+        text = del_help;
+    else if (cmd && strcmp(cmd, "scan") == 0)
+        text = scan_help;
+    fputs(text, f);
+}

@@ -1,0 +1,118 @@
+/* cluster/cluster.h -- one node's cluster logic: membership, ring, coordinator, replica,
+ * hints. The server feeds it peer messages and client requests; it answers through
+ * callbacks and talks to the world only through struct kv_cluster_io.
+ *
+ * (1) Any node coordinates any request. Writes are stamped with this node's HLC; every
+ *     PeerMessage carries the sender's HLC and receivers observe it.
+ * (2) UNAVAILABLE is decided before anything is sent: fewer live replicas than the level
+ *     needs (result.required vs result.alive). Such a write was not applied anywhere.
+ * (3) TIMEOUT reports result.acks: the write may or may not have been applied.
+ * (4) Hinted or fallback copies never count towards a level (sloppy quorums void R+W>N).
+ * (5) Read repair, hints and replication never mint a version; only client writes do.
+ * (6) A callback runs exactly once per request, on the cluster thread, never before the
+ *     call that started the request has returned. */
+#ifndef KV_CLUSTER_CLUSTER_H
+#define KV_CLUSTER_CLUSTER_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "cluster/io.h"
+#include "common/buf.h"
+#include "common/hlc.h"
+#include "common/status.h"
+#include "proto/kv.pb-c.h"
+#include "storage/store.h"
+
+struct kv_cluster;
+
+/* Consistency levels; values equal Kv__Consistency. */
+enum kv_level {
+    KV_LEVEL_DEFAULT = 0, KV_LEVEL_ONE = 1, KV_LEVEL_TWO = 2, KV_LEVEL_THREE = 3,
+    KV_LEVEL_QUORUM = 4, KV_LEVEL_ALL = 5, KV_LEVEL_LOCAL_ONE = 6, KV_LEVEL_LOCAL_QUORUM = 7,
+    KV_LEVEL_EACH_QUORUM = 8, KV_LEVEL_LINEARIZABLE = 9
+};
+const char *kv_level_name(enum kv_level l);
+
+struct kv_cluster_opts {
+    uint32_t node_id;
+    const char *addr;               /* host:port peers and clients use for this node */
+    const char *http;               /* host:port of /metrics, for kvctl status */
+    const char *region, *rack;
+    const struct kv_slice *tokens;  /* explicit tokens, or NULL: kv_ring_default_tokens */
+    size_t n_tokens;                /* with tokens NULL: how many default tokens (16) */
+    const char *const *seeds;       /* NULL-terminated host:port list; may be NULL */
+    uint64_t generation;            /* larger than at any earlier start of this node */
+    unsigned rf;                    /* replication factor; default 3 */
+    enum kv_level default_level;    /* default QUORUM */
+    uint32_t default_timeout_ms;    /* default 2000 */
+    uint32_t gossip_interval_ms;    /* default 200 */
+    double phi_threshold;           /* default 8 */
+    uint64_t max_hints_per_node;    /* default 100000 records */
+    uint64_t max_hint_bytes;        /* all hints on this node; default 256 MiB */
+    uint64_t max_hint_age_ms;       /* older hints are dropped, not replayed; default 3 h */
+    uint32_t scan_default_limit;    /* default 100 */
+    uint32_t max_value;             /* for validating peer records; default 1 MiB */
+};
+void kv_cluster_opts_default(struct kv_cluster_opts *o);
+
+/* store and hlc are borrowed and must outlive the cluster. On KV_OK *out owns it. */
+enum kv_status kv_cluster_new(const struct kv_cluster_opts *o, const struct kv_cluster_io *io,
+                              struct kv_store *store, struct kv_hlc *hlc,
+                              struct kv_cluster **out, struct kv_err *err);
+/* Fails every request still in flight with KV_SHUTDOWN (callbacks run), cancels timers.
+ * NULL-safe. */
+void kv_cluster_free(struct kv_cluster *c);
+/* Starts gossip (and hint replay). */
+void kv_cluster_start(struct kv_cluster *c);
+
+/* A PeerMessage (encoded, borrowed) arrived. Malformed messages are counted and dropped. */
+void kv_cluster_on_message(struct kv_cluster *c, const uint8_t *msg, size_t len);
+
+struct kv_cluster_item {
+    struct kv_slice key, value;     /* borrowed for the callback only */
+};
+
+struct kv_cluster_result {
+    enum kv_status st;
+    struct kv_err err;              /* message for st != KV_OK */
+    uint32_t acks, required, alive;
+    /* get */
+    struct kv_slice value;          /* borrowed for the callback only */
+    struct kv_version version;
+    uint64_t expires_at_ms;
+    /* scan: items in key order; cursor_key is the last key returned when more remain */
+    const struct kv_cluster_item *items;
+    size_t n_items;
+    bool more;
+};
+typedef void (*kv_cluster_cb)(void *arg, const struct kv_cluster_result *r);
+
+/* Key, value and bounds are copied. level KV_LEVEL_DEFAULT means opts.default_level;
+ * timeout_ms 0 means opts.default_timeout_ms. */
+void kv_cluster_get(struct kv_cluster *c, struct kv_slice key, enum kv_level level,
+                    uint32_t timeout_ms, kv_cluster_cb cb, void *arg);
+void kv_cluster_put(struct kv_cluster *c, struct kv_slice key, struct kv_slice value,
+                    uint64_t ttl_ms, enum kv_level level, uint32_t timeout_ms, kv_cluster_cb cb,
+                    void *arg);
+void kv_cluster_delete(struct kv_cluster *c, struct kv_slice key, enum kv_level level,
+                       uint32_t timeout_ms, kv_cluster_cb cb, void *arg);
+/* Keys in [start, end) (end empty: no bound), strictly after `after` when after.len > 0
+ * (a cursor), at most limit (0: opts.scan_default_limit) live items in key order. */
+void kv_cluster_scan(struct kv_cluster *c, struct kv_slice start, struct kv_slice end,
+                     struct kv_slice after, uint32_t limit, bool keys_only, enum kv_level level,
+                     uint32_t timeout_ms, kv_cluster_cb cb, void *arg);
+
+/* Fills a status snapshot (nodes with up/phi, ranges with replicas). On KV_OK the caller
+ * releases it with kv_cluster_status_free. */
+enum kv_status kv_cluster_status(struct kv_cluster *c, Kv__ClusterStatus *out,
+                                 struct kv_err *err);
+void kv_cluster_status_free(Kv__ClusterStatus *st);
+
+/* Counters for /metrics. */
+struct kv_cluster_stats {
+    uint64_t hints_pending, hints_stored, hints_replayed, hints_dropped;
+    uint64_t read_repairs, replica_timeouts, messages_malformed;
+    uint64_t unavailable, timeouts;
+};
+void kv_cluster_get_stats(const struct kv_cluster *c, struct kv_cluster_stats *out);
+#endif

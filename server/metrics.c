@@ -1,0 +1,119 @@
+/* server/metrics.c -- metric recording and the Prometheus text exposition format. */
+#include "server/metrics.h"
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static const double g_bounds[KV_HIST_BUCKETS] = {
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+    0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+};
+
+const char *kv_op_name(enum kv_op op)
+{
+    static const char *const names[] = {"get", "put", "delete", "scan"};
+    return (unsigned)op < KV_OP_COUNT ? names[op] : "unknown";
+}
+
+void kv_metrics_init(struct kv_metrics *m) { memset(m, 0, sizeof *m); }
+
+void kv_metrics_record(struct kv_metrics *m, enum kv_op op, enum kv_status s, uint64_t ns)
+{
+    if ((unsigned)op >= KV_OP_COUNT)
+        return;
+    unsigned idx = (unsigned)(-(int)s);
+    if (idx >= KV_METRIC_STATUSES)
+        idx = (unsigned)(-(int)KV_INTERNAL);
+    kv_metrics_add(&m->requests[op][idx], 1);
+    struct kv_hist *h = &m->latency[op];
+    double sec = (double)ns / 1e9;
+    int b = 0;
+    while (b < KV_HIST_BUCKETS && sec > g_bounds[b])
+        b++;
+    kv_metrics_add(&h->buckets[b], 1);
+    kv_metrics_add(&h->count, 1);
+    kv_metrics_add(&h->sum_ns, ns);
+}
+
+static int emit(struct kv_vec *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int emit(struct kv_vec *out, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -1;
+    return kv_vec_append(out, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+
+static uint64_t ld(_Atomic uint64_t *c) { return atomic_load_explicit(c, memory_order_relaxed); }
+
+static int render_counter(struct kv_vec *out, const char *name, const char *help,
+                          const char *type, _Atomic uint64_t *c)
+{
+    return emit(out, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
+                (unsigned long long)ld(c));
+}
+
+int kv_metrics_render(struct kv_metrics *m, struct kv_vec *out)
+{
+    int rc = 0;
+    rc |= emit(out, "# HELP kvd_requests_total Requests answered, by operation and status.\n"
+                    "# TYPE kvd_requests_total counter\n");
+    for (int op = 0; op < KV_OP_COUNT; op++)
+        for (int s = 0; s < KV_METRIC_STATUSES; s++) {
+            uint64_t v = ld(&m->requests[op][s]);
+            if (v || s == 0)
+                rc |= emit(out, "kvd_requests_total{op=\"%s\",status=\"%s\"} %llu\n",
+                           kv_op_name((enum kv_op)op), kv_status_name((enum kv_status)-s),
+                           (unsigned long long)v);
+        }
+    rc |= emit(out, "# HELP kvd_request_duration_seconds Request latency on this node.\n"
+                    "# TYPE kvd_request_duration_seconds histogram\n");
+    for (int op = 0; op < KV_OP_COUNT; op++) {
+        struct kv_hist *h = &m->latency[op];
+        const char *name = kv_op_name((enum kv_op)op);
+        uint64_t cum = 0;
+        for (int b = 0; b < KV_HIST_BUCKETS; b++) {
+            cum += ld(&h->buckets[b]);
+            rc |= emit(out, "kvd_request_duration_seconds_bucket{op=\"%s\",le=\"%g\"} %llu\n",
+                       name, g_bounds[b], (unsigned long long)cum);
+        }
+        cum += ld(&h->buckets[KV_HIST_BUCKETS]);
+        rc |= emit(out, "kvd_request_duration_seconds_bucket{op=\"%s\",le=\"+Inf\"} %llu\n",
+                   name, (unsigned long long)cum);
+        rc |= emit(out, "kvd_request_duration_seconds_sum{op=\"%s\"} %.9f\n", name,
+                   (double)ld(&h->sum_ns) / 1e9);
+        rc |= emit(out, "kvd_request_duration_seconds_count{op=\"%s\"} %llu\n", name,
+                   (unsigned long long)cum);
+    }
+    rc |= render_counter(out, "kvd_connections_open", "Client connections open now.", "gauge",
+                         &m->conns_open);
+    rc |= render_counter(out, "kvd_connections_total", "Client connections accepted.", "counter",
+                         &m->conns_total);
+    rc |= render_counter(out, "kvd_received_bytes_total", "Bytes read from clients.", "counter",
+                         &m->bytes_in);
+    rc |= render_counter(out, "kvd_sent_bytes_total", "Bytes written to clients.", "counter",
+                         &m->bytes_out);
+    rc |= render_counter(out, "kvd_frames_malformed_total",
+                         "Frames refused for a bad checksum or protobuf.", "counter",
+                         &m->frames_malformed);
+    rc |= render_counter(out, "kvd_frames_too_large_total", "Frames refused over max_frame.",
+                         "counter", &m->frames_too_large);
+    rc |= render_counter(out, "kvd_requests_invalid_total",
+                         "Requests refused before reaching an operation.", "counter",
+                         &m->requests_invalid);
+    rc |= render_counter(out, "kvd_reads_inline_total",
+                         "Point reads answered from memory on the event loop.", "counter",
+                         &m->reads_inline);
+    rc |= render_counter(out, "kvd_reads_offloaded_total",
+                         "Point reads sent to a storage thread.", "counter", &m->reads_offloaded);
+    rc |= render_counter(out, "kvd_connection_pauses_total",
+                         "Times a connection stopped being read because its output was full.",
+                         "counter", &m->conns_paused);
+    rc |= render_counter(out, "kvd_requests_inflight", "Requests received and not yet answered.",
+                         "gauge", &m->inflight);
+    return rc ? -1 : 0;
+}

@@ -1,0 +1,51 @@
+/* server/metrics.h -- counters and latency histograms, rendered as Prometheus text.
+ *
+ * (1) Recording is lock-free (relaxed atomics) so any thread may record while the HTTP
+ *     thread renders; a rendered snapshot may be a few events inconsistent, never torn.
+ * (2) Histogram buckets are fixed (seconds, log-spaced from 50 us to 10 s) so that every
+ *     node's histograms aggregate with each other. */
+#ifndef KV_SERVER_METRICS_H
+#define KV_SERVER_METRICS_H
+#include <stdatomic.h>
+#include <stdint.h>
+#include "common/buf.h"
+#include "common/status.h"
+
+enum kv_op { KV_OP_GET, KV_OP_PUT, KV_OP_DELETE, KV_OP_SCAN, KV_OP_COUNT };
+const char *kv_op_name(enum kv_op op);
+
+#define KV_HIST_BUCKETS 18
+/* Status classes counted per operation: the wire statuses that clients act on. */
+#define KV_METRIC_STATUSES 14
+
+struct kv_hist {
+    _Atomic uint64_t buckets[KV_HIST_BUCKETS + 1];   /* last: above the largest bound */
+    _Atomic uint64_t count;
+    _Atomic uint64_t sum_ns;
+};
+
+struct kv_metrics {
+    struct kv_hist latency[KV_OP_COUNT];
+    _Atomic uint64_t requests[KV_OP_COUNT][KV_METRIC_STATUSES];  /* index: -status */
+    _Atomic uint64_t conns_open;
+    _Atomic uint64_t conns_total;
+    _Atomic uint64_t bytes_in;
+    _Atomic uint64_t bytes_out;
+    _Atomic uint64_t frames_malformed;   /* checksum or protobuf failures */
+    _Atomic uint64_t frames_too_large;
+    _Atomic uint64_t requests_invalid;   /* decoded, but refused before reaching an operation */
+    _Atomic uint64_t reads_inline;       /* answered from cache on the loop thread */
+    _Atomic uint64_t reads_offloaded;    /* sent to a storage thread */
+    _Atomic uint64_t conns_paused;       /* times a connection stopped reading (output full) */
+    _Atomic uint64_t inflight;
+};
+
+void kv_metrics_init(struct kv_metrics *m);
+void kv_metrics_record(struct kv_metrics *m, enum kv_op op, enum kv_status s, uint64_t ns);
+static inline void kv_metrics_add(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+/* Appends the Prometheus text exposition to out; -1 when out of memory. */
+int kv_metrics_render(struct kv_metrics *m, struct kv_vec *out);
+#endif

@@ -1,0 +1,285 @@
+/* storage/commit.c -- the group-commit thread behind kv_store_write_async().
+ *
+ * Writers copy their records into a request and append it to a FIFO under st->mu; one
+ * commit thread takes everything queued, writes it as one RocksDB WriteBatch of merges
+ * (one WAL write, one fsync), then runs each request's callback with the result.
+ * (1) A callback runs only after the WriteBatch holding its records has returned from
+ *     rocksdb_write: with sync = true (KV_SYNC_ALWAYS, KV_SYNC_BATCH) that includes the
+ *     WAL fsync, with KV_SYNC_NONE only the unsynced WAL and memtable write.
+ * (2) Requests are committed and called back in queue order, each exactly once; a request
+ *     is never split across two WriteBatches, so its records stay atomic.
+ * (3) KV_SYNC_BATCH waits at most batch_delay_us after the oldest queued request for more
+ *     to arrive, and stops waiting early once a group reaches GROUP_MAX_REQS or
+ *     GROUP_MAX_BYTES; KV_SYNC_ALWAYS and KV_SYNC_NONE never wait (they still group what
+ *     queued while the previous write ran).
+ * (4) Once closing is set no new request is accepted; the thread commits what is queued
+ *     and exits only when the queue is empty, so every accepted callback runs. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "common/clock.h"
+#include "common/log.h"
+#include "storage/record.h"
+#include "storage/store_int.h"
+
+#define GROUP_MAX_REQS 4096u
+#define GROUP_MAX_BYTES (16u << 20)
+
+struct commit_item {
+    const uint8_t *key;
+    size_t key_len;
+    const uint8_t *val;                  /* encoded record */
+    size_t val_len;
+};
+
+struct kv_commit_req {
+    struct kv_commit_req *next;
+    kv_store_write_cb cb;
+    void *arg;
+    uint64_t enq_ns;                     /* kv_clock_mono_ns() when queued */
+    size_t bytes;                        /* keys + encoded records */
+    size_t n;
+    struct commit_item items[];          /* then the bytes they point into */
+};
+
+/* ------------------------------------------------------------------ request copy -- */
+
+static enum kv_status check_write(const struct kv_write *w, struct kv_err *err)
+{
+    if (w->key.len == 0 || w->key.len > KV_STORE_KEY_MAX || !w->key.ptr)
+        return kv_err_set(err, KV_INVALID, "write: key length %zu not in 1..%u", w->key.len,
+                          KV_STORE_KEY_MAX);
+    if (w->rec.tombstone && w->rec.value.len)
+        return kv_err_set(err, KV_INVALID, "write: tombstone with a value");
+    if (w->rec.value.len && !w->rec.value.ptr)
+        return kv_err_set(err, KV_INVALID, "write: value pointer is NULL");
+    return KV_OK;
+}
+
+/* One allocation per request: header, item table, then keys and encoded records. */
+static enum kv_status req_new(const struct kv_write *w, size_t n, struct kv_commit_req **out,
+                              struct kv_err *err)
+{
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        enum kv_status s = check_write(&w[i], err);
+        if (s != KV_OK)
+            return s;
+        bytes += w[i].key.len + kv_record_encoded_size(&w[i].rec);
+    }
+    size_t head = sizeof(struct kv_commit_req) + n * sizeof(struct commit_item);
+    struct kv_commit_req *r = malloc(head + bytes);
+    if (!r)
+        return kv_err_set(err, KV_NOMEM, "write: out of memory for %zu bytes", head + bytes);
+    uint8_t *p = (uint8_t *)r + head;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(p, w[i].key.ptr, w[i].key.len);
+        r->items[i].key = p;
+        r->items[i].key_len = w[i].key.len;
+        p += w[i].key.len;
+        r->items[i].val = p;
+        r->items[i].val_len = kv_record_encode(&w[i].rec, p);
+        p += r->items[i].val_len;
+    }
+    r->next = NULL;
+    r->bytes = bytes;
+    r->n = n;
+    *out = r;
+    return KV_OK;
+}
+
+/* ----------------------------------------------------------------- commit thread -- */
+
+static void abs_deadline(struct timespec *ts, uint64_t mono_ns)
+{
+    ts->tv_sec = (time_t)(mono_ns / 1000000000u);
+    ts->tv_nsec = (long)(mono_ns % 1000000000u);
+}
+
+static bool group_full(const struct kv_store *st)
+{
+    return st->queued_reqs >= GROUP_MAX_REQS || st->queued_bytes >= GROUP_MAX_BYTES;
+}
+
+/* Caller holds st->mu and the queue is not empty: detaches the oldest requests that fit
+ * the group caps (always at least one) and returns them as a list. */
+static struct kv_commit_req *do_take_group(struct kv_store *st)
+{
+    struct kv_commit_req *first = st->head, *last = first;
+    size_t reqs = 1, bytes = first->bytes;
+    while (last->next && reqs < GROUP_MAX_REQS && bytes + last->next->bytes <= GROUP_MAX_BYTES) {
+        last = last->next;
+        reqs++;
+        bytes += last->bytes;
+    }
+    st->head = last->next;
+    if (!st->head)
+        st->tail = NULL;
+    last->next = NULL;
+    st->queued_reqs -= reqs;
+    st->queued_bytes -= bytes;
+    return first;
+}
+
+static void commit_group(struct kv_store *st, rocksdb_writebatch_t *wb,
+                         struct kv_commit_req *group)
+{
+    rocksdb_writebatch_clear(wb);
+    for (struct kv_commit_req *r = group; r; r = r->next)
+        for (size_t i = 0; i < r->n; i++)
+            rocksdb_writebatch_merge_cf(wb, st->cf[KV_CF_DATA], (const char *)r->items[i].key,
+                                        r->items[i].key_len, (const char *)r->items[i].val,
+                                        r->items[i].val_len);
+    char *e = NULL;
+    rocksdb_write(st->db, st->sync == KV_SYNC_NONE ? st->wo_nosync : st->wo_sync, wb, &e);
+    struct kv_err err = {KV_OK, ""};
+    enum kv_status s = e ? kv_store__rocks_err(&e, &err, "write") : KV_OK;
+    if (s != KV_OK)
+        KV_ERROR("storage: group commit failed: %s", err.msg);
+    while (group) {
+        struct kv_commit_req *next = group->next;
+        group->cb(group->arg, s, s == KV_OK ? NULL : &err);
+        free(group);
+        group = next;
+    }
+}
+
+static void *commit_main(void *arg)
+{
+    struct kv_store *st = arg;
+    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+    pthread_mutex_lock(&st->mu);
+    for (;;) {
+        while (!st->head && !st->closing)
+            pthread_cond_wait(&st->wake, &st->mu);
+        if (!st->head)
+            break;                       /* closing and drained: (4) */
+        if (st->sync == KV_SYNC_BATCH && st->batch_delay_us) {
+            uint64_t deadline = st->head->enq_ns + (uint64_t)st->batch_delay_us * 1000u;
+            struct timespec ts;
+            abs_deadline(&ts, deadline);
+            while (!st->closing && !group_full(st) && kv_clock_mono_ns() < deadline)
+                if (pthread_cond_timedwait(&st->wake, &st->mu, &ts) == ETIMEDOUT)
+                    break;
+        }
+        struct kv_commit_req *group = do_take_group(st);
+        pthread_mutex_unlock(&st->mu);
+        commit_group(st, wb, group);
+        pthread_mutex_lock(&st->mu);
+    }
+    pthread_mutex_unlock(&st->mu);
+    rocksdb_writebatch_destroy(wb);
+    return NULL;
+}
+
+enum kv_status kv_store__commit_start(struct kv_store *st, struct kv_err *err)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);   /* deadlines use kv_clock_mono_ns */
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_cond_init(&st->wake, &ca);
+    pthread_condattr_destroy(&ca);
+    st->head = st->tail = NULL;
+    st->queued_reqs = st->queued_bytes = 0;
+    st->closing = false;
+    int rc = pthread_create(&st->thread, NULL, commit_main, st);
+    if (rc != 0) {
+        pthread_cond_destroy(&st->wake);
+        pthread_mutex_destroy(&st->mu);
+        return kv_err_set(err, KV_INTERNAL, "commit thread: %s", strerror(rc));
+    }
+    st->thread_started = true;
+    return KV_OK;
+}
+
+void kv_store__commit_stop(struct kv_store *st)
+{
+    if (!st->thread_started)
+        return;
+    pthread_mutex_lock(&st->mu);
+    st->closing = true;
+    pthread_cond_signal(&st->wake);
+    pthread_mutex_unlock(&st->mu);
+    pthread_join(st->thread, NULL);
+    st->thread_started = false;
+    pthread_cond_destroy(&st->wake);
+    pthread_mutex_destroy(&st->mu);
+}
+
+/* ------------------------------------------------------------------ public entry -- */
+
+enum kv_status kv_store_write_async(struct kv_store *st, const struct kv_write *w, size_t n,
+                                    kv_store_write_cb cb, void *arg, struct kv_err *err)
+{
+    if (!st || !cb || (n && !w))
+        return kv_err_set(err, KV_INVALID, "write: NULL store, callback or writes");
+    struct kv_commit_req *r = NULL;
+    enum kv_status s = req_new(w, n, &r, err);
+    if (s != KV_OK)
+        return s;
+    r->cb = cb;
+    r->arg = arg;
+    r->enq_ns = kv_clock_mono_ns();
+    pthread_mutex_lock(&st->mu);
+    if (st->closing) {
+        pthread_mutex_unlock(&st->mu);
+        free(r);
+        return kv_err_set(err, KV_SHUTDOWN, "write: store is closing");
+    }
+    bool was_empty = st->head == NULL;
+    if (st->tail)
+        st->tail->next = r;
+    else
+        st->head = r;
+    st->tail = r;
+    st->queued_reqs++;
+    st->queued_bytes += r->bytes;
+    /* The thread waits either for a first request or, batching, for a full group. */
+    if (was_empty || group_full(st))
+        pthread_cond_signal(&st->wake);
+    pthread_mutex_unlock(&st->mu);
+    return KV_OK;
+}
+
+struct waiter {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    enum kv_status s;
+    struct kv_err err;
+};
+
+static void waiter_cb(void *arg, enum kv_status s, const struct kv_err *err)
+{
+    struct waiter *wt = arg;
+    pthread_mutex_lock(&wt->mu);
+    wt->s = s;
+    if (err)
+        wt->err = *err;
+    wt->done = true;
+    pthread_cond_signal(&wt->cv);        /* under the lock: wt lives until we unlock */
+    pthread_mutex_unlock(&wt->mu);
+}
+
+enum kv_status kv_store_write(struct kv_store *st, const struct kv_write *w, size_t n,
+                              struct kv_err *err)
+{
+    struct waiter wt = {.done = false, .s = KV_OK, .err = {KV_OK, ""}};
+    pthread_mutex_init(&wt.mu, NULL);
+    pthread_cond_init(&wt.cv, NULL);
+    enum kv_status s = kv_store_write_async(st, w, n, waiter_cb, &wt, err);
+    if (s == KV_OK) {
+        pthread_mutex_lock(&wt.mu);
+        while (!wt.done)
+            pthread_cond_wait(&wt.cv, &wt.mu);
+        pthread_mutex_unlock(&wt.mu);
+        s = wt.s;
+        if (s != KV_OK && err)
+            *err = wt.err;
+    }
+    pthread_cond_destroy(&wt.cv);
+    pthread_mutex_destroy(&wt.mu);
+    return s;
+}

@@ -1,0 +1,352 @@
+/* storage/store.c -- opening and closing the RocksDB store, point reads, the plain column
+ * families, and operations (checkpoint, compaction, sizes, properties).
+ *
+ * (1) The DB is always opened with all four column families ("default" = KV_CF_DATA,
+ *     "hints", "paxos", "meta"), creating the missing ones, so an old directory opens too.
+ * (2) KV_CF_DATA is written only through merges (storage/commit.c); the raw functions here
+ *     refuse it, so every value in it is an encoded record.
+ * (3) A read returns a record only after it decoded; without KV_STORE_RAW it hides
+ *     tombstones and records expired at st->now_ms().
+ * (4) kv_store_close stops the commit thread (which drains the queue, running callbacks)
+ *     before any RocksDB object is released. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "common/clock.h"
+#include "common/log.h"
+#include "storage/store_int.h"
+
+static const char *const cf_names[KV_CF_COUNT] = {"default", "hints", "paxos", "meta"};
+
+#define DEFAULT_BATCH_DELAY_US 1000u
+#define DEFAULT_GRACE_MS (10ull * 24 * 3600 * 1000)
+#define DEFAULT_BLOCK_CACHE (64u << 20)
+#define READ_FLAGS_KNOWN (KV_STORE_RAW | KV_STORE_CACHE_ONLY)
+#define ROCKSDB_BLOCK_CACHE_TIER 1       /* ReadTier::kBlockCacheTier */
+#define ROCKSDB_BOTTOMMOST_FORCE 2       /* BottommostLevelCompaction::kForce */
+
+void kv_store_opts_default(struct kv_store_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->sync = KV_SYNC_BATCH;
+    o->batch_delay_us = DEFAULT_BATCH_DELAY_US;
+    o->grace_ms = DEFAULT_GRACE_MS;
+    o->block_cache_bytes = DEFAULT_BLOCK_CACHE;
+    o->now_ms = NULL;
+}
+
+int kv_sync_parse(const char *s, enum kv_sync *out)
+{
+    static const struct { const char *name; enum kv_sync v; } t[] = {
+        {"always", KV_SYNC_ALWAYS}, {"batch", KV_SYNC_BATCH}, {"none", KV_SYNC_NONE}};
+    for (size_t i = 0; s && i < sizeof t / sizeof t[0]; i++)
+        if (strcmp(s, t[i].name) == 0) {
+            *out = t[i].v;
+            return 0;
+        }
+    return -1;
+}
+
+const char *kv_sync_name(enum kv_sync s)
+{
+    switch (s) {
+    case KV_SYNC_ALWAYS: return "always";
+    case KV_SYNC_BATCH: return "batch";
+    case KV_SYNC_NONE: return "none";
+    }
+    return "unknown";
+}
+
+rocksdb_column_family_handle_t *kv_store__cf(struct kv_store *st, enum kv_cf cf)
+{
+    if ((int)cf < 0 || cf >= KV_CF_COUNT)
+        return NULL;
+    return st->cf[cf];
+}
+
+/* ------------------------------------------------------------------- open / close -- */
+
+/* Options shared by every column family: one LRU block cache and a bloom filter. */
+static rocksdb_options_t *base_options(size_t cache_bytes)
+{
+    rocksdb_options_t *o = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(o, 1);
+    rocksdb_options_set_create_missing_column_families(o, 1);
+    rocksdb_options_increase_parallelism(o, 2);
+    rocksdb_options_set_max_background_jobs(o, 2);
+    rocksdb_options_set_keep_log_file_num(o, 10);
+
+    rocksdb_block_based_table_options_t *t = rocksdb_block_based_options_create();
+    rocksdb_cache_t *cache = rocksdb_cache_create_lru(cache_bytes);
+    rocksdb_block_based_options_set_block_cache(t, cache);        /* shares the cache */
+    rocksdb_block_based_options_set_filter_policy(t, rocksdb_filterpolicy_create_bloom(10));
+    rocksdb_options_set_block_based_table_factory(o, t);          /* copies t */
+    rocksdb_block_based_options_destroy(t);                       /* frees the policy too */
+    rocksdb_cache_destroy(cache);                                 /* drops our reference */
+    return o;
+}
+
+/* Releases whatever part of st is set; used by close and by a failed open. */
+static void store_free(struct kv_store *st)
+{
+    kv_store__commit_stop(st);
+    for (int i = 0; i < KV_CF_COUNT; i++)
+        if (st->cf[i])
+            rocksdb_column_family_handle_destroy(st->cf[i]);
+    if (st->db)
+        rocksdb_close(st->db);
+    if (st->filter)                      /* only after the DB: compactions use it */
+        rocksdb_compactionfilter_destroy(st->filter);
+    if (st->ro)
+        rocksdb_readoptions_destroy(st->ro);
+    if (st->ro_cache)
+        rocksdb_readoptions_destroy(st->ro_cache);
+    if (st->wo_sync)
+        rocksdb_writeoptions_destroy(st->wo_sync);
+    if (st->wo_nosync)
+        rocksdb_writeoptions_destroy(st->wo_nosync);
+    free(st);
+}
+
+enum kv_status kv_store_open(const struct kv_store_opts *opts, struct kv_store **out,
+                             struct kv_err *err)
+{
+    *out = NULL;
+    if (!opts || !opts->path || !opts->path[0])
+        return kv_err_set(err, KV_INVALID, "open: no path");
+    if (opts->sync != KV_SYNC_ALWAYS && opts->sync != KV_SYNC_BATCH &&
+        opts->sync != KV_SYNC_NONE)
+        return kv_err_set(err, KV_INVALID, "open: bad sync mode %d", (int)opts->sync);
+    struct kv_store *st = calloc(1, sizeof *st);
+    if (!st)
+        return kv_err_set(err, KV_NOMEM, "open: out of memory");
+    st->sync = opts->sync;
+    st->batch_delay_us = opts->batch_delay_us;
+    st->grace_ms = opts->grace_ms;
+    st->now_ms = opts->now_ms ? opts->now_ms : kv_clock_now_ms;
+
+    rocksdb_options_t *base = base_options(opts->block_cache_bytes ? opts->block_cache_bytes
+                                                                   : DEFAULT_BLOCK_CACHE);
+    rocksdb_options_t *data = rocksdb_options_create_copy(base);
+    rocksdb_options_set_merge_operator(data, kv_store__lww_merge_operator()); /* owned */
+    st->filter = kv_store__purge_filter(st);
+    rocksdb_options_set_compaction_filter(data, st->filter);                  /* borrowed */
+    rocksdb_options_set_compression(data, rocksdb_lz4_compression);
+
+    const rocksdb_options_t *cf_opts[KV_CF_COUNT] = {data, base, base, base};
+    char *e = NULL;
+    st->db = rocksdb_open_column_families(base, opts->path, KV_CF_COUNT, cf_names, cf_opts,
+                                          st->cf, &e);
+    rocksdb_options_destroy(data);       /* the DB keeps its own copies */
+    rocksdb_options_destroy(base);
+    if (e) {
+        enum kv_status s = kv_store__rocks_err(&e, err, "open");
+        st->db = NULL;
+        memset(st->cf, 0, sizeof st->cf);
+        store_free(st);
+        return s;
+    }
+
+    st->ro = rocksdb_readoptions_create();
+    st->ro_cache = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_read_tier(st->ro_cache, ROCKSDB_BLOCK_CACHE_TIER);
+    st->wo_sync = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(st->wo_sync, 1);
+    st->wo_nosync = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(st->wo_nosync, 0);
+
+    enum kv_status s = kv_store__commit_start(st, err);
+    if (s != KV_OK) {
+        store_free(st);
+        return s;
+    }
+    KV_INFO("storage: opened %s (sync=%s)", opts->path, kv_sync_name(st->sync));
+    *out = st;
+    return KV_OK;
+}
+
+void kv_store_close(struct kv_store *st)
+{
+    if (st)
+        store_free(st);
+}
+
+/* ------------------------------------------------------------------- point reads -- */
+
+void kv_store_item_free(struct kv_store_item *it)
+{
+    if (!it)
+        return;
+    kv_buf_free(&it->raw);
+    memset(it, 0, sizeof *it);
+}
+
+enum kv_status kv_store_get(struct kv_store *st, struct kv_slice key, unsigned flags,
+                            struct kv_store_item *out, struct kv_err *err)
+{
+    if (flags & ~READ_FLAGS_KNOWN)
+        return kv_err_set(err, KV_INVALID, "get: unknown flags 0x%x", flags);
+    const rocksdb_readoptions_t *ro = (flags & KV_STORE_CACHE_ONLY) ? st->ro_cache : st->ro;
+    size_t len = 0;
+    char *e = NULL;
+    char *v = rocksdb_get_cf(st->db, ro, st->cf[KV_CF_DATA], key.ptr, key.len, &len, &e);
+    if (e)
+        return kv_store__rocks_err(&e, err, "get");    /* "Result incomplete": KV_AGAIN */
+    if (!v)
+        return KV_NOT_FOUND;
+    struct kv_record rec;
+    enum kv_status s = kv_record_decode(kv_slice_of(v, len), &rec, err);
+    if (s != KV_OK) {
+        free(v);
+        return s;
+    }
+    if (!(flags & KV_STORE_RAW) && !kv_record_live(&rec, st->now_ms())) {
+        free(v);
+        return KV_NOT_FOUND;
+    }
+    out->raw.ptr = v;                    /* rocksdb_get_cf returns malloc'd bytes */
+    out->raw.len = len;
+    out->raw.free_fn = free;
+    out->rec = rec;
+    return KV_OK;
+}
+
+/* ------------------------------------------------------------ plain column families -- */
+
+static enum kv_status check_raw_cf(enum kv_cf cf, struct kv_err *err)
+{
+    if (cf == KV_CF_DATA || (int)cf < 0 || cf >= KV_CF_COUNT)
+        return kv_err_set(err, KV_INVALID, "raw: column family %d is not a plain one", (int)cf);
+    return KV_OK;
+}
+
+enum kv_status kv_store_raw_put(struct kv_store *st, enum kv_cf cf, struct kv_slice key,
+                                struct kv_slice val, bool sync, struct kv_err *err)
+{
+    enum kv_status s = check_raw_cf(cf, err);
+    if (s != KV_OK)
+        return s;
+    char *e = NULL;
+    rocksdb_put_cf(st->db, sync ? st->wo_sync : st->wo_nosync, st->cf[cf], key.ptr, key.len,
+                   val.ptr, val.len, &e);
+    return e ? kv_store__rocks_err(&e, err, "raw put") : KV_OK;
+}
+
+enum kv_status kv_store_raw_delete(struct kv_store *st, enum kv_cf cf, struct kv_slice key,
+                                   bool sync, struct kv_err *err)
+{
+    enum kv_status s = check_raw_cf(cf, err);
+    if (s != KV_OK)
+        return s;
+    char *e = NULL;
+    rocksdb_delete_cf(st->db, sync ? st->wo_sync : st->wo_nosync, st->cf[cf], key.ptr,
+                      key.len, &e);
+    return e ? kv_store__rocks_err(&e, err, "raw delete") : KV_OK;
+}
+
+enum kv_status kv_store_raw_get(struct kv_store *st, enum kv_cf cf, struct kv_slice key,
+                                struct kv_buf *val, struct kv_err *err)
+{
+    enum kv_status s = check_raw_cf(cf, err);
+    if (s != KV_OK)
+        return s;
+    size_t len = 0;
+    char *e = NULL;
+    /* Found values come back malloc'd even when empty (glibc malloc(0) is not NULL), so
+     * NULL without an error means not found. */
+    char *v = rocksdb_get_cf(st->db, st->ro, st->cf[cf], key.ptr, key.len, &len, &e);
+    if (e)
+        return kv_store__rocks_err(&e, err, "raw get");
+    if (!v)
+        return KV_NOT_FOUND;
+    val->ptr = v;
+    val->len = len;
+    val->free_fn = free;
+    return KV_OK;
+}
+
+/* -------------------------------------------------------------------- operations -- */
+
+enum kv_status kv_store_checkpoint(struct kv_store *st, const char *dir, struct kv_err *err)
+{
+    struct stat sb;
+    if (!dir || !dir[0])
+        return kv_err_set(err, KV_INVALID, "checkpoint: no directory");
+    if (stat(dir, &sb) == 0 || errno != ENOENT)
+        return kv_err_set(err, KV_INVALID, "checkpoint: %s already exists", dir);
+    char *e = NULL;
+    rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create(st->db, &e);
+    if (e)
+        return kv_store__rocks_err(&e, err, "checkpoint");
+    /* log_size_for_flush 0: flush the memtables first, so the checkpoint needs no WAL. */
+    rocksdb_checkpoint_create(cp, dir, 0, &e);
+    rocksdb_checkpoint_object_destroy(cp);
+    return e ? kv_store__rocks_err(&e, err, "checkpoint") : KV_OK;
+}
+
+static enum kv_status flush_cf(struct kv_store *st, enum kv_cf cf, struct kv_err *err)
+{
+    char *e = NULL;
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+    rocksdb_flushoptions_set_wait(fo, 1);
+    rocksdb_flush_cf(st->db, fo, st->cf[cf], &e);
+    rocksdb_flushoptions_destroy(fo);
+    return e ? kv_store__rocks_err(&e, err, "flush") : KV_OK;
+}
+
+enum kv_status kv_store_flush(struct kv_store *st, struct kv_err *err)
+{
+    for (int cf = 0; cf < KV_CF_COUNT; cf++) {
+        enum kv_status s = flush_cf(st, (enum kv_cf)cf, err);
+        if (s != KV_OK)
+            return s;
+    }
+    return KV_OK;
+}
+
+/* Two forced bottommost passes: the C API runs the compaction filter on plain values only
+ * (never on merge operands), and a record becomes a plain value in the first pass's full
+ * merge; the second pass then lets the filter purge it (storage/lww.c (5)). */
+enum kv_status kv_store_compact(struct kv_store *st, struct kv_err *err)
+{
+    enum kv_status s = flush_cf(st, KV_CF_DATA, err);
+    if (s != KV_OK)
+        return s;
+    rocksdb_compactoptions_t *co = rocksdb_compactoptions_create();
+    rocksdb_compactoptions_set_bottommost_level_compaction(co, ROCKSDB_BOTTOMMOST_FORCE);
+    for (int pass = 0; pass < 2; pass++)
+        rocksdb_compact_range_cf_opt(st->db, st->cf[KV_CF_DATA], co, NULL, 0, NULL, 0);
+    rocksdb_compactoptions_destroy(co);
+    return KV_OK;
+}
+
+enum kv_status kv_store_approx_size(struct kv_store *st, struct kv_slice start,
+                                    struct kv_slice end, uint64_t *bytes, struct kv_err *err)
+{
+    /* No upper bound: a limit above every key the store accepts (KV_STORE_KEY_MAX). */
+    char unbounded[KV_STORE_KEY_MAX + 1];
+    memset(unbounded, 0xff, sizeof unbounded);
+    const char *sk = start.ptr ? start.ptr : "";
+    const char *lk = end.len ? end.ptr : unbounded;
+    size_t sl = start.len, ll = end.len ? end.len : sizeof unbounded;
+    uint64_t size = 0;
+    char *e = NULL;
+    rocksdb_approximate_sizes_cf(st->db, st->cf[KV_CF_DATA], 1, &sk, &sl, &lk, &ll, &size, &e);
+    if (e)
+        return kv_store__rocks_err(&e, err, "approx size");
+    *bytes = size;
+    return KV_OK;
+}
+
+enum kv_status kv_store_property(struct kv_store *st, const char *name, char **out,
+                                 struct kv_err *err)
+{
+    if (!name)
+        return kv_err_set(err, KV_INVALID, "property: no name");
+    char *v = rocksdb_property_value_cf(st->db, st->cf[KV_CF_DATA], name);
+    if (!v)
+        return kv_err_set(err, KV_NOT_FOUND, "property %s: unknown", name);
+    *out = v;                            /* strdup'd by RocksDB: free() */
+    return KV_OK;
+}

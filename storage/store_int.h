@@ -1,0 +1,59 @@
+/* storage/store_int.h -- internals shared by the storage/ files; never included outside.
+ *
+ * (1) Names shared between storage files use the kv_store__ prefix (libuv's uv__ habit).
+ * (2) Every RocksDB errptr becomes a kv_err through kv_store__rocks_err() only.
+ * (3) struct kv_store is fully built before the commit thread starts and is only read by
+ *     other threads afterwards, except the commit queue, which its mutex protects. */
+#ifndef KV_STORAGE_STORE_INT_H
+#define KV_STORAGE_STORE_INT_H
+#include <pthread.h>
+#include <rocksdb/c.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "common/status.h"
+#include "storage/store.h"
+
+struct kv_commit_req;                    /* storage/commit.c */
+
+struct kv_store {
+    rocksdb_t *db;
+    rocksdb_column_family_handle_t *cf[KV_CF_COUNT];
+    rocksdb_compactionfilter_t *filter;  /* not owned by RocksDB options: freed after close */
+    rocksdb_readoptions_t *ro;           /* shared, read-only after open */
+    rocksdb_readoptions_t *ro_cache;     /* read_tier = block cache only */
+    rocksdb_writeoptions_t *wo_sync;
+    rocksdb_writeoptions_t *wo_nosync;
+    enum kv_sync sync;
+    uint32_t batch_delay_us;
+    uint64_t grace_ms;
+    uint64_t (*now_ms)(void);
+
+    /* Group commit (storage/commit.c). */
+    pthread_mutex_t mu;
+    pthread_cond_t wake;                 /* commit thread: work queued or closing */
+    struct kv_commit_req *head, *tail;   /* FIFO of pending writes, under mu */
+    size_t queued_reqs, queued_bytes;    /* under mu */
+    bool closing;                        /* under mu */
+    bool thread_started;
+    pthread_t thread;
+};
+
+/* Converts *errptr (non-NULL) into err, prefixed by what, frees it and sets *errptr to
+ * NULL. Returns the mapped code: "Corruption" -> KV_CORRUPTION, "IO error" or no space ->
+ * KV_IOERR, "Result incomplete" -> KV_AGAIN, anything else KV_INTERNAL. */
+enum kv_status kv_store__rocks_err(char **errptr, struct kv_err *err, const char *what);
+
+/* storage/lww.c: the data column family's merge operator and compaction filter. The merge
+ * operator is owned by the options it is set on; the filter is owned by the caller and
+ * must outlive the DB. st is read (grace_ms, now_ms) by the filter while compacting. */
+rocksdb_mergeoperator_t *kv_store__lww_merge_operator(void);
+rocksdb_compactionfilter_t *kv_store__purge_filter(struct kv_store *st);
+
+/* storage/commit.c */
+enum kv_status kv_store__commit_start(struct kv_store *st, struct kv_err *err);
+/* Stops accepting writes, commits everything queued (callbacks run), joins the thread. */
+void kv_store__commit_stop(struct kv_store *st);
+
+/* storage/store.c: the column family handle for cf, NULL when cf is out of range. */
+rocksdb_column_family_handle_t *kv_store__cf(struct kv_store *st, enum kv_cf cf);
+#endif

@@ -1,0 +1,176 @@
+/* tests/unit/test_proto.c -- frame codec and message codec: round trips and corruption. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+#include "proto/codec.h"
+#include "proto/frame.h"
+
+static size_t frame_of(const char *payload, uint8_t *out)
+{
+    size_t n = strlen(payload);
+    kv_frame_header(out, payload, (uint32_t)n);
+    memcpy(out + KV_FRAME_HDR, payload, n);
+    return KV_FRAME_HDR + n;
+}
+
+START_TEST(test_frame_round_trips_and_reports_its_length)
+{
+    uint8_t buf[64];
+    size_t n = frame_of("hello", buf);
+    struct kv_slice p;
+    size_t flen;
+    ck_assert_int_eq(kv_frame_decode(buf, n, 100, &p, &flen, NULL), KV_OK);
+    ck_assert_uint_eq(flen, n);
+    ck_assert_uint_eq(p.len, 5);
+    ck_assert(memcmp(p.ptr, "hello", 5) == 0);
+}
+END_TEST
+
+START_TEST(test_frame_asks_for_more_bytes_at_every_truncation)
+{
+    uint8_t buf[64];
+    size_t n = frame_of("hello world", buf);
+    for (size_t i = 0; i < n; i++) {
+        struct kv_slice p;
+        size_t flen = 0;
+        ck_assert_int_eq(kv_frame_decode(buf, i, 100, &p, &flen, NULL), KV_AGAIN);
+        ck_assert_uint_eq(flen, i < KV_FRAME_HDR ? KV_FRAME_HDR : n);
+    }
+}
+END_TEST
+
+START_TEST(test_frame_over_the_limit_is_refused_from_the_header_alone)
+{
+    uint8_t hdr[KV_FRAME_HDR] = {0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0};
+    struct kv_slice p;
+    size_t flen;
+    struct kv_err err;
+    ck_assert_int_eq(kv_frame_decode(hdr, sizeof hdr, 1024, &p, &flen, &err), KV_TOO_LARGE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "1024"));
+}
+END_TEST
+
+START_TEST(test_frame_detects_every_single_bit_flip)
+{
+    uint8_t buf[64];
+    size_t n = frame_of("checksummed payload", buf);
+    for (size_t byte = 4; byte < n; byte++)
+        for (int bit = 0; bit < 8; bit++) {
+            buf[byte] ^= (uint8_t)(1u << bit);
+            struct kv_slice p;
+            size_t flen;
+            ck_assert_int_eq(kv_frame_decode(buf, n, 100, &p, &flen, NULL), KV_PROTO);
+            buf[byte] ^= (uint8_t)(1u << bit);
+        }
+}
+END_TEST
+
+START_TEST(test_request_round_trips_through_a_frame)
+{
+    Kv__Request r = KV__REQUEST__INIT;
+    Kv__PutRequest p = KV__PUT_REQUEST__INIT;
+    p.key.data = (uint8_t *)"k";
+    p.key.len = 1;
+    p.value.data = (uint8_t *)"v";
+    p.value.len = 1;
+    p.ttl_ms = 99;
+    r.id = 7;
+    r.consistency = KV__CONSISTENCY__QUORUM;
+    r.op_case = KV__REQUEST__OP_PUT;
+    r.put = &p;
+    struct kv_vec v = {0};
+    ck_assert_int_eq(kv_codec_frame_append(&v, &r.base, 1000, NULL), KV_OK);
+    struct kv_slice payload;
+    size_t flen;
+    ck_assert_int_eq(kv_frame_decode(v.ptr, v.len, 1000, &payload, &flen, NULL), KV_OK);
+    Kv__Request *d;
+    ck_assert_int_eq(kv_codec_decode_req(payload, &d, NULL), KV_OK);
+    ck_assert_uint_eq(d->id, 7);
+    ck_assert_int_eq(d->consistency, KV__CONSISTENCY__QUORUM);
+    ck_assert_int_eq(d->op_case, KV__REQUEST__OP_PUT);
+    ck_assert_uint_eq(d->put->ttl_ms, 99);
+    kv__request__free_unpacked(d, NULL);
+    kv_vec_free(&v);
+}
+END_TEST
+
+START_TEST(test_requests_without_an_operation_or_with_unknown_fields_are_refused_by_id)
+{
+    Kv__Request *d;
+    uint8_t empty[] = {0x08, 5};   /* id = 5, no operation */
+    ck_assert_int_eq(kv_codec_decode_req(kv_slice_of(empty, sizeof empty), &d, NULL), KV_INVALID);
+    ck_assert_uint_eq(d->id, 5);
+    kv__request__free_unpacked(d, NULL);
+    /* id = 6, get { key "a", field 9 = 1 }: unknown inside a nested message. */
+    uint8_t nested[] = {0x08, 6, 0x52, 0x05, 0x0a, 0x01, 'a', 0x48, 0x01};
+    struct kv_err err;
+    ck_assert_int_eq(kv_codec_decode_req(kv_slice_of(nested, sizeof nested), &d, &err),
+                     KV_INVALID);
+    ck_assert_uint_eq(d->id, 6);
+    ck_assert_ptr_nonnull(strstr(err.msg, "9"));
+    kv__request__free_unpacked(d, NULL);
+    uint8_t junk[] = {0xff, 0xff, 0xff};
+    ck_assert_int_eq(kv_codec_decode_req(kv_slice_of(junk, sizeof junk), &d, NULL), KV_PROTO);
+    ck_assert_ptr_null(d);
+}
+END_TEST
+
+START_TEST(test_values_compress_only_when_large_and_smaller)
+{
+    char big[8192];
+    memset(big, 'x', sizeof big);
+    struct kv_vec scratch = {0};
+    struct kv_slice wire, raw;
+    bool lz4;
+    ck_assert_int_eq(kv_codec_value_pack(kv_slice_of(big, sizeof big), 4096, &scratch, &wire,
+                                         &lz4, NULL), KV_OK);
+    ck_assert(lz4);
+    ck_assert(wire.len < sizeof big);
+    struct kv_buf owned = {0};
+    ck_assert_int_eq(kv_codec_value_unpack(wire, true, sizeof big, sizeof big, &raw, &owned,
+                                           NULL), KV_OK);
+    ck_assert_uint_eq(raw.len, sizeof big);
+    ck_assert(memcmp(raw.ptr, big, sizeof big) == 0);
+    kv_buf_free(&owned);
+    /* The decompressed size is bounded by the caller's limit, and must match exactly. */
+    ck_assert_int_eq(kv_codec_value_unpack(wire, true, sizeof big, 100, &raw, &owned, NULL),
+                     KV_TOO_LARGE);
+    ck_assert_int_eq(kv_codec_value_unpack(wire, true, sizeof big - 1, sizeof big, &raw, &owned,
+                                           NULL), KV_PROTO);
+    ck_assert_int_eq(kv_codec_value_pack(kv_slice_of(big, 100), 4096, &scratch, &wire, &lz4,
+                                         NULL), KV_OK);
+    ck_assert(!lz4);
+    ck_assert_ptr_eq(wire.ptr, big);
+    kv_vec_free(&scratch);
+}
+END_TEST
+
+START_TEST(test_every_status_maps_to_the_wire_and_back)
+{
+    enum kv_status all[] = {KV_OK, KV_NOT_FOUND, KV_INVALID, KV_PROTO, KV_TOO_LARGE, KV_IOERR,
+                            KV_CORRUPTION, KV_UNAVAILABLE, KV_TIMEOUT, KV_INTERNAL, KV_AGAIN,
+                            KV_SHUTDOWN};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        ck_assert_int_eq(kv_codec_status_from_wire(kv_codec_status_to_wire(all[i])), all[i]);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("proto");
+    TCase *t = tcase_create("codec");
+    tcase_add_test(t, test_frame_round_trips_and_reports_its_length);
+    tcase_add_test(t, test_frame_asks_for_more_bytes_at_every_truncation);
+    tcase_add_test(t, test_frame_over_the_limit_is_refused_from_the_header_alone);
+    tcase_add_test(t, test_frame_detects_every_single_bit_flip);
+    tcase_add_test(t, test_request_round_trips_through_a_frame);
+    tcase_add_test(t, test_requests_without_an_operation_or_with_unknown_fields_are_refused_by_id);
+    tcase_add_test(t, test_values_compress_only_when_large_and_smaller);
+    tcase_add_test(t, test_every_status_maps_to_the_wire_and_back);
+    suite_add_tcase(s, t);
+    SRunner *r = srunner_create(s);
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed ? 1 : 0;
+}
