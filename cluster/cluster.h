@@ -55,18 +55,24 @@ struct kv_cluster_opts {
 };
 void kv_cluster_opts_default(struct kv_cluster_opts *o);
 
-/* store and hlc are borrowed and must outlive the cluster. On KV_OK *out owns it. */
+/* Everything in o (strings, tokens, seeds) is copied. store and hlc are borrowed and must
+ * outlive the cluster. A seed equal to o->addr is ignored. On KV_OK *out owns it. */
 enum kv_status kv_cluster_new(const struct kv_cluster_opts *o, const struct kv_cluster_io *io,
                               struct kv_store *store, struct kv_hlc *hlc,
                               struct kv_cluster **out, struct kv_err *err);
-/* Fails every request still in flight with KV_SHUTDOWN (callbacks run), cancels timers.
+/* Fails every request still in flight with KV_SHUTDOWN (callbacks run), cancels timers,
+ * and frees every operation, including those waiting for a store_write/run completion:
+ * after kv_cluster_free the io must never call a done callback the cluster handed it
+ * (the simulator drops them; the server drains its storage work before freeing).
  * NULL-safe. */
 void kv_cluster_free(struct kv_cluster *c);
 /* Starts gossip (and hint replay). */
 void kv_cluster_start(struct kv_cluster *c);
 
-/* A PeerMessage (encoded, borrowed) arrived. Malformed messages are counted and dropped. */
-void kv_cluster_on_message(struct kv_cluster *c, const uint8_t *msg, size_t len);
+/* A PeerMessage (decoded, borrowed for the call) arrived. Messages that break the
+ * protocol (no body, a record over the limits, an unknown sender for a reply) are counted
+ * in messages_malformed and dropped. */
+void kv_cluster_on_message(struct kv_cluster *c, const Kv__PeerMessage *msg);
 
 struct kv_cluster_item {
     struct kv_slice key, value;     /* borrowed for the callback only */

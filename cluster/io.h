@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "common/status.h"
+#include "proto/cluster.pb-c.h"
 #include "storage/store.h"
 
 typedef void (*kv_io_fn)(void *arg);
@@ -20,10 +21,11 @@ typedef void (*kv_io_write_done)(void *arg, enum kv_status st, const struct kv_e
 
 struct kv_cluster_io {
     void *ctx;
-    /* Sends an encoded PeerMessage (borrowed for the call) to node `to` (possibly self). */
-    void (*send)(void *ctx, uint32_t to, const uint8_t *msg, size_t len);
+    /* Sends msg (borrowed for the call; the transport encodes it) to node `to`, possibly
+     * self. msg->from and msg->hlc are filled in by the caller. */
+    void (*send)(void *ctx, uint32_t to, const Kv__PeerMessage *msg);
     /* Sends to an address whose node id is not known yet (seeds). */
-    void (*send_addr)(void *ctx, const char *addr, const uint8_t *msg, size_t len);
+    void (*send_addr)(void *ctx, const char *addr, const Kv__PeerMessage *msg);
     /* Tells the transport where node `id` listens (learned from gossip). */
     void (*set_addr)(void *ctx, uint32_t id, const char *addr);
     /* One-shot timer; returns a nonzero id for timer_cancel. */

@@ -1,4 +1,6 @@
-/* tests/sim/sim.c -- the deterministic simulator behind tests/sim/sim.h. */
+/* tests/sim/sim.c -- the deterministic simulator behind tests/sim/sim.h: events, network,
+ * clocks, storage. It knows nothing of kv_cluster (sim_cluster.c does), so module tests
+ * (membership alone, say) link without the rest of cluster/. */
 #include "tests/sim/sim.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,7 +117,7 @@ static void ev_free(struct event *e)
 
 /* --- the io vtab --------------------------------------------------------------------- */
 
-static void deliver(struct sim_node *from, uint32_t to, const uint8_t *msg, size_t len)
+static void deliver(struct sim_node *from, uint32_t to, const Kv__PeerMessage *pm)
 {
     struct sim *s = from->sim;
     s->sent++;
@@ -128,6 +130,9 @@ static void deliver(struct sim_node *from, uint32_t to, const uint8_t *msg, size
         s->dropped++;
         return;
     }
+    size_t len = kv__peer_message__get_packed_size(pm);
+    uint8_t *msg = malloc(len ? len : 1);
+    kv__peer_message__pack(pm, msg);
     int copies = !self && rng_unit(s) < s->dup ? 2 : 1;
     for (int i = 0; i < copies; i++) {
         uint64_t d = self ? 0
@@ -141,19 +146,20 @@ static void deliver(struct sim_node *from, uint32_t to, const uint8_t *msg, size
         e->len = len;
         heap_push(s, e);
     }
+    free(msg);
 }
 
-static void io_send(void *ctx, uint32_t to, const uint8_t *msg, size_t len)
+static void io_send(void *ctx, uint32_t to, const Kv__PeerMessage *msg)
 {
-    deliver(ctx, to, msg, len);
+    deliver(ctx, to, msg);
 }
 
-static void io_send_addr(void *ctx, const char *addr, const uint8_t *msg, size_t len)
+static void io_send_addr(void *ctx, const char *addr, const Kv__PeerMessage *msg)
 {
     struct sim_node *n = ctx;
     for (int i = 1; i <= n->sim->n; i++)
         if (strcmp(n->sim->nodes[i].addr, addr) == 0) {
-            deliver(n, (uint32_t)i, msg, len);
+            deliver(n, (uint32_t)i, msg);
             return;
         }
     n->sim->sent++;
@@ -270,7 +276,8 @@ void sim_free(struct sim *s)
     if (!s)
         return;
     for (int i = 1; i <= s->n; i++)
-        sim_crash(s, (uint32_t)i);
+        if (s->nodes[i].stop)
+            s->nodes[i].stop(&s->nodes[i]);
     struct event *e;
     while ((e = heap_pop(s)))
         ev_free(e);
@@ -295,38 +302,6 @@ struct sim_node *sim_node(struct sim *s, uint32_t id)
 
 uint64_t sim_now(const struct sim *s) { return s->now; }
 
-static void deliver_to_cluster(void *target, const uint8_t *msg, size_t len)
-{
-    kv_cluster_on_message(target, msg, len);
-}
-
-enum kv_status sim_start(struct sim *s, uint32_t id, const struct kv_cluster_opts *opts)
-{
-    struct sim_node *n = sim_node(s, id);
-    if (!n)
-        return KV_INVALID;
-    if (n->target)
-        sim_crash(s, id);
-    struct kv_cluster_opts o;
-    if (opts)
-        o = *opts;
-    else
-        kv_cluster_opts_default(&o);
-    o.node_id = id;
-    o.addr = n->addr;
-    o.http = n->addr;
-    o.generation = ++n->generation;
-    const char *seeds[2] = {s->nodes[1].addr, NULL};
-    if (!o.seeds)
-        o.seeds = seeds;
-    enum kv_status st = kv_cluster_new(&o, &n->io, n->store, &n->hlc, &n->cluster, NULL);
-    if (st == KV_OK) {
-        sim_attach(s, id, n->cluster, deliver_to_cluster);
-        kv_cluster_start(n->cluster);
-    }
-    return st;
-}
-
 void sim_attach(struct sim *s, uint32_t id, void *target, sim_deliver_fn fn)
 {
     struct sim_node *n = sim_node(s, id);
@@ -342,17 +317,6 @@ void sim_detach(struct sim *s, uint32_t id)
     n->target = NULL;
     n->deliver = NULL;
     n->incarnation++;
-}
-
-void sim_crash(struct sim *s, uint32_t id)
-{
-    struct sim_node *n = sim_node(s, id);
-    if (!n || !n->target)
-        return;
-    struct kv_cluster *c = n->cluster;
-    n->cluster = NULL;
-    sim_detach(s, id);
-    kv_cluster_free(c);
 }
 
 void sim_cut(struct sim *s, uint32_t a, uint32_t b, bool cut)
@@ -382,9 +346,14 @@ static void dispatch(struct sim *s, struct event *e)
     if (e->cancelled || e->incarnation != n->incarnation || !n->target)
         return;
     switch (e->type) {
-    case EV_MSG:
-        n->deliver(n->target, e->msg, e->len);
+    case EV_MSG: {
+        Kv__PeerMessage *pm = kv__peer_message__unpack(NULL, e->len, e->msg);
+        if (pm) {
+            n->deliver(n->target, pm);
+            kv__peer_message__free_unpacked(pm, NULL);
+        }
         break;
+    }
     case EV_TIMER:
     case EV_DONE:
         e->fn(e->arg);

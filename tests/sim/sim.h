@@ -1,6 +1,7 @@
 /* tests/sim/sim.h -- many kvd nodes in one process, on simulated time.
  *
- * Implements struct kv_cluster_io for each node: messages, timers and storage completions
+ * Implements struct kv_cluster_io for each node: messages (packed on send, unpacked on
+ * delivery, as on a real wire), timers and storage completions
  * are events in one queue ordered by (time, sequence), so a run is a pure function of its
  * seed. The network can lose, delay, duplicate and partition; a node can crash (its
  * cluster state is freed, its store survives, as a durable store would) and restart.
@@ -18,8 +19,9 @@ struct sim;
 
 /* What a node runs: a kv_cluster (sim_start) or, for tests of one module, anything that
  * takes peer messages (sim_attach). */
-typedef void (*sim_deliver_fn)(void *target, const uint8_t *msg, size_t len);
+typedef void (*sim_deliver_fn)(void *target, const Kv__PeerMessage *msg);
 
+struct sim_node;
 struct sim_node {
     struct sim *sim;
     uint32_t id;
@@ -30,6 +32,7 @@ struct sim_node {
     struct kv_cluster *cluster;     /* set by sim_start; NULL while crashed */
     void *target;                   /* receives messages; NULL while crashed */
     sim_deliver_fn deliver;
+    void (*stop)(struct sim_node *n);   /* sim_free calls it for a running node */
     struct kv_cluster_io io;
     int64_t clock_offset_ms;
     uint32_t incarnation;
