@@ -1,0 +1,605 @@
+/* client/bench/kvbench.c -- load generator for kvd, built on libkvclient only.
+ *
+ * Closed loop (--connections C --pipeline D: C*D requests always in flight) or open loop
+ * (--rate R ops/s: requests are issued on a schedule and latency is measured from the
+ * scheduled time, so a stalled server cannot hide its stall -- no coordinated omission).
+ * (1) Each thread owns its connections and polls them with poll(2); nothing is shared
+ *     between threads except the insert counter and the stop flag.
+ * (2) Operations that complete during --warmup are not recorded.
+ * (3) Every error is counted by status; none is silently retried. */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <kv/client.h>
+#include "client/bench/hist.h"
+#include "client/bench/workload.h"
+
+#define MAX_STATUS 16
+
+struct cfg {
+    const char *nodes;
+    char workload;
+    uint64_t records, operations;
+    double duration_s, warmup_s;
+    unsigned threads, conns, pipeline;
+    double rate;
+    size_t value_size;
+    unsigned scan_length;
+    enum kvc_consistency level;
+    bool load, run;
+    const char *json_path;
+    const char *server_pids;
+    unsigned timeout_ms;
+};
+
+struct stats {
+    struct hist h[WL_NOPS];
+    uint64_t errors[WL_NOPS][MAX_STATUS];
+};
+
+struct thread;
+
+struct slot {
+    struct kvc_op op;
+    struct thread *t;
+    struct kvc_client *cl;
+    char key[24];
+    enum wl_op wop;
+    bool rmw_write;
+    uint64_t start_ns;
+};
+
+struct thread {
+    unsigned idx;
+    const struct cfg *cfg;
+    struct wl_gen gen;
+    struct kvc_client **cls;
+    struct slot *slots;
+    struct slot **free_slots;
+    size_t n_free;
+    struct stats st;
+    uint64_t done, issued, quota;   /* quota: ops this thread may issue (0: unlimited) */
+    uint64_t measure_from_ns;
+    uint64_t next_ns, interval_ns;  /* open loop */
+    bool loading;
+    uint64_t load_next, load_end;
+    pthread_t th;
+    int failed;
+};
+
+static const uint8_t *g_value;
+static uint64_t g_insert_next;
+static _Atomic int g_stop;
+static _Atomic uint64_t g_progress_ops;
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void submit(struct thread *t, struct slot *s, uint64_t start_ns);
+
+static void record(struct thread *t, struct slot *s)
+{
+    uint64_t end = now_ns();
+    enum wl_op op = s->wop;
+    if (s->start_ns >= t->measure_from_ns) {
+        int code = s->op.err.code;
+        if (code == KVC_OK || (code == KVC_NOT_FOUND && op == WL_READ))
+            hist_record(&t->st.h[op], end - s->start_ns);
+        else {
+            unsigned idx = (unsigned)(-code);
+            t->st.errors[op][idx < MAX_STATUS ? idx : MAX_STATUS - 1]++;
+        }
+    }
+    if (s->op.type == KVC_OP_GET)
+        kvc_value_free(&s->op.result);
+    if (s->op.type == KVC_OP_SCAN)
+        kvc_scan_result_free(&s->op.scan_result);
+    t->done++;
+    atomic_fetch_add_explicit(&g_progress_ops, 1, memory_order_relaxed);
+}
+
+static void on_done(struct kvc_op *op, void *arg)
+{
+    struct slot *s = arg;
+    struct thread *t = s->t;
+    (void)op;
+    if (s->wop == WL_RMW && !s->rmw_write && s->op.err.code == KVC_OK) {
+        /* Read-modify-write: the write half goes out as soon as the read returns. */
+        kvc_value_free(&s->op.result);
+        s->rmw_write = true;
+        uint64_t start = s->start_ns;
+        struct kvc_op next = {.type = KVC_OP_PUT, .key = s->key, .key_len = strlen(s->key),
+                              .value = g_value, .value_len = t->cfg->value_size,
+                              .call = {.timeout_ms = t->cfg->timeout_ms,
+                                       .consistency = t->cfg->level}};
+        s->op = next;
+        struct kvc_err err;
+        if (kvc_submit(s->cl, &s->op, on_done, s, &err) == KVC_OK) {
+            s->start_ns = start;
+            return;
+        }
+        s->op.err = err;
+    }
+    record(t, s);
+    bool load_done = t->loading && t->load_next >= t->load_end;
+    if (t->interval_ns || load_done || atomic_load(&g_stop) || (t->quota && t->issued >= t->quota))
+        t->free_slots[t->n_free++] = s;
+    else
+        submit(t, s, now_ns());
+}
+
+static void build_op(struct thread *t, struct slot *s)
+{
+    const struct cfg *c = t->cfg;
+    uint64_t rec;
+    struct kvc_op op = {.call = {.timeout_ms = c->timeout_ms, .consistency = c->level}};
+    if (t->loading) {
+        s->wop = WL_INSERT;
+        rec = t->load_next++;
+    } else {
+        s->wop = wl_gen_op(&t->gen);
+        rec = s->wop == WL_INSERT ? __atomic_fetch_add(&g_insert_next, 1, __ATOMIC_RELAXED)
+                                  : wl_gen_record(&t->gen);
+    }
+    wl_key(rec, s->key);
+    op.key = s->key;
+    op.key_len = strlen(s->key);
+    switch (s->wop) {
+    case WL_READ:
+    case WL_RMW:
+        op.type = KVC_OP_GET;
+        break;
+    case WL_UPDATE:
+    case WL_INSERT:
+        op.type = KVC_OP_PUT;
+        op.value = g_value;
+        op.value_len = c->value_size;
+        break;
+    case WL_SCAN:
+        op.type = KVC_OP_SCAN;
+        op.scan.start = s->key;
+        op.scan.start_len = op.key_len;
+        op.scan.limit = 1 + (unsigned)(wl_rng_next(&t->gen.rng) % c->scan_length);
+        break;
+    case WL_NOPS:
+        break;
+    }
+    s->rmw_write = false;
+    s->op = op;
+}
+
+static void submit(struct thread *t, struct slot *s, uint64_t start_ns)
+{
+    build_op(t, s);
+    s->start_ns = start_ns;
+    t->issued++;
+    struct kvc_err err;
+    if (kvc_submit(s->cl, &s->op, on_done, s, &err) != KVC_OK) {
+        s->op.err = err;
+        record(t, s);
+        t->free_slots[t->n_free++] = s;
+    }
+}
+
+static bool thread_finished(struct thread *t)
+{
+    size_t total = (size_t)t->cfg->conns * t->cfg->pipeline;
+    if (t->loading)
+        return (t->load_next >= t->load_end || t->failed) && t->n_free == total;
+    bool no_more = atomic_load(&g_stop) || (t->quota && t->issued >= t->quota);
+    return no_more && t->n_free == total;
+}
+
+static void *thread_main(void *arg)
+{
+    struct thread *t = arg;
+    const struct cfg *c = t->cfg;
+    unsigned n = c->conns;
+    struct pollfd *pf = calloc(n, sizeof *pf);
+    /* Closed loop: fill every slot once; completions refill them (on_done). */
+    if (!t->interval_ns) {
+        while (t->n_free && !(t->loading && t->load_next >= t->load_end) &&
+               !(t->quota && t->issued >= t->quota))
+            submit(t, t->free_slots[--t->n_free], now_ns());
+    }
+    while (!thread_finished(t)) {
+        uint64_t now = now_ns();
+        if (t->interval_ns && !atomic_load(&g_stop)) {
+            /* Open loop: issue everything scheduled up to now; a late op keeps its
+             * scheduled start so the delay shows in its latency. */
+            while (t->next_ns <= now && t->n_free && !(t->quota && t->issued >= t->quota)) {
+                submit(t, t->free_slots[--t->n_free], t->next_ns);
+                t->next_ns += t->interval_ns;
+            }
+        }
+        if (t->loading && t->load_next < t->load_end)
+            while (t->n_free && t->load_next < t->load_end)
+                submit(t, t->free_slots[--t->n_free], now_ns());
+        for (unsigned i = 0; i < n; i++) {
+            pf[i].fd = kvc_fd(t->cls[i]);
+            pf[i].events = (short)(POLLIN | (kvc_want_write(t->cls[i]) ? POLLOUT : 0));
+            pf[i].revents = 0;
+        }
+        int wait_ms = 100;
+        if (t->interval_ns && t->next_ns > now)
+            wait_ms = (int)((t->next_ns - now) / 1000000u);
+        if (poll(pf, n, wait_ms) < 0 && errno != EINTR)
+            break;
+        for (unsigned i = 0; i < n; i++) {
+            struct kvc_err err;
+            if (kvc_pending(t->cls[i]) && kvc_poll(t->cls[i], 0, &err) < 0) {
+                fprintf(stderr, "kvbench: connection %u: %s\n", i, err.msg);
+                t->failed = 1;
+            }
+        }
+        if (t->failed && !t->loading && kvc_pending(t->cls[0]) == 0 && t->interval_ns == 0)
+            break;
+    }
+    free(pf);
+    return NULL;
+}
+
+static int connect_all(struct thread *t)
+{
+    const struct cfg *c = t->cfg;
+    t->cls = calloc(c->conns, sizeof *t->cls);
+    size_t total = (size_t)c->conns * c->pipeline;
+    t->slots = calloc(total, sizeof *t->slots);
+    t->free_slots = calloc(total, sizeof *t->free_slots);
+    for (unsigned i = 0; i < c->conns; i++) {
+        struct kvc_opts o;
+        kvc_opts_default(&o);
+        o.addrs = c->nodes;
+        o.timeout_ms = c->timeout_ms;
+        struct kvc_err err;
+        if (kvc_connect(&o, &t->cls[i], &err) != KVC_OK) {
+            fprintf(stderr, "kvbench: cannot connect to %s: %s\n", c->nodes, err.msg);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < total; i++) {
+        t->slots[i].t = t;
+        t->slots[i].cl = t->cls[i % c->conns];
+        t->free_slots[t->n_free++] = &t->slots[i];
+    }
+    return 0;
+}
+
+static void disconnect_all(struct thread *t)
+{
+    for (unsigned i = 0; t->cls && i < t->cfg->conns; i++)
+        kvc_close(t->cls[i]);
+    free(t->cls);
+    free(t->slots);
+    free(t->free_slots);
+}
+
+/* CPU time (user + system) of a process, in clock ticks, from /proc/PID/stat. */
+static int64_t proc_cpu_ticks(long pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');   /* the command name may contain spaces */
+    if (!p)
+        return -1;
+    unsigned long ut = 0, st = 0;
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return -1;
+    return (int64_t)(ut + st);
+}
+
+static int64_t servers_cpu(const char *pids)
+{
+    if (!pids)
+        return -1;
+    int64_t total = 0;
+    char *copy = strdup(pids), *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        int64_t v = proc_cpu_ticks(strtol(tok, NULL, 10));
+        if (v < 0) {
+            total = -1;
+            break;
+        }
+        total += v;
+    }
+    free(copy);
+    return total;
+}
+
+static void *progress_main(void *arg)
+{
+    (void)arg;
+    uint64_t last = 0;
+    for (int s = 1; !atomic_load(&g_stop); s++) {
+        for (int i = 0; i < 10 && !atomic_load(&g_stop); i++)
+            usleep(100000);
+        uint64_t now = atomic_load(&g_progress_ops);
+        fprintf(stderr, "\r[%3ds] %10.0f ops/s  total %llu   ", s, (double)(now - last),
+                (unsigned long long)now);
+        last = now;
+    }
+    fprintf(stderr, "\n");
+    return NULL;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: kvbench [options]\n"
+            "  -n, --nodes H:P,...     servers (default $KVD_NODES or 127.0.0.1:7379)\n"
+            "  -w, --workload a..f     YCSB core workload (default a)\n"
+            "      --records N         records in the key space (default 100000)\n"
+            "      --operations N      stop after N operations (default: by --duration)\n"
+            "  -d, --duration S        seconds to run (default 10)\n"
+            "      --warmup S          seconds not recorded at the start (default 1)\n"
+            "  -t, --threads T         client threads (default 1)\n"
+            "  -c, --connections C     connections per thread (default 8)\n"
+            "  -p, --pipeline D        requests in flight per connection (default 1)\n"
+            "  -r, --rate R            open loop: R ops/s in total (default: closed loop)\n"
+            "      --value-size B      bytes per value (default 100)\n"
+            "      --scan-length L     longest scan, uniform 1..L (default 100)\n"
+            "      --consistency L     one|quorum|all|... (default: the server's)\n"
+            "      --timeout MS        per-request timeout (default 5000)\n"
+            "      --load-only         insert the records, then stop\n"
+            "      --no-load           skip the load phase (records already present)\n"
+            "      --json FILE         also write the results as JSON (- for stdout)\n"
+            "      --server-pids P,..  report these processes' CPU time per operation\n"
+            "  -h, --help\n");
+}
+
+static int parse_args(int argc, char **argv, struct cfg *c)
+{
+    static const struct option opts[] = {
+        {"nodes", 1, 0, 'n'}, {"workload", 1, 0, 'w'}, {"records", 1, 0, 'R'},
+        {"operations", 1, 0, 'O'}, {"duration", 1, 0, 'd'}, {"warmup", 1, 0, 'W'},
+        {"threads", 1, 0, 't'}, {"connections", 1, 0, 'c'}, {"pipeline", 1, 0, 'p'},
+        {"rate", 1, 0, 'r'}, {"value-size", 1, 0, 'v'}, {"scan-length", 1, 0, 'L'},
+        {"consistency", 1, 0, 'C'}, {"timeout", 1, 0, 'T'}, {"load-only", 0, 0, 'l'},
+        {"no-load", 0, 0, 'N'}, {"json", 1, 0, 'j'}, {"server-pids", 1, 0, 'P'},
+        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    *c = (struct cfg){.nodes = getenv("KVD_NODES") ? getenv("KVD_NODES") : "127.0.0.1:7379",
+                      .workload = 'a', .records = 100000, .duration_s = 10, .warmup_s = 1,
+                      .threads = 1, .conns = 8, .pipeline = 1, .value_size = 100,
+                      .scan_length = 100, .load = true, .run = true, .timeout_ms = 5000};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "n:w:d:t:c:p:r:h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'n': c->nodes = optarg; break;
+        case 'w': c->workload = optarg[0]; break;
+        case 'R': c->records = strtoull(optarg, NULL, 10); break;
+        case 'O': c->operations = strtoull(optarg, NULL, 10); break;
+        case 'd': c->duration_s = atof(optarg); break;
+        case 'W': c->warmup_s = atof(optarg); break;
+        case 't': c->threads = (unsigned)atoi(optarg); break;
+        case 'c': c->conns = (unsigned)atoi(optarg); break;
+        case 'p': c->pipeline = (unsigned)atoi(optarg); break;
+        case 'r': c->rate = atof(optarg); break;
+        case 'v': c->value_size = strtoull(optarg, NULL, 10); break;
+        case 'L': c->scan_length = (unsigned)atoi(optarg); break;
+        case 'C':
+            if (kvc_consistency_parse(optarg, &c->level) != 0) {
+                fprintf(stderr, "kvbench: unknown consistency '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'T': c->timeout_ms = (unsigned)atoi(optarg); break;
+        case 'l': c->run = false; break;
+        case 'N': c->load = false; break;
+        case 'j': c->json_path = optarg; break;
+        case 'P': c->server_pids = optarg; break;
+        case 'h': usage(stdout); exit(0);
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc || !wl_mix_of(c->workload) || !c->threads || !c->conns || !c->pipeline ||
+        !c->records || !c->scan_length || c->value_size > (1u << 20)) {
+        usage(stderr);
+        return 2;
+    }
+    return 0;
+}
+
+static void print_results(const struct cfg *c, const struct stats *st, double secs,
+                          int64_t cpu_ticks, const char *phase)
+{
+    uint64_t total = 0, errs = 0;
+    for (int op = 0; op < WL_NOPS; op++) {
+        total += st->h[op].n;
+        for (int s = 0; s < MAX_STATUS; s++)
+            errs += st->errors[op][s];
+    }
+    printf("\n%s: workload %c, %u thread(s) x %u connection(s) x pipeline %u%s, %.1f s\n", phase,
+           c->workload, c->threads, c->conns, c->pipeline, c->rate > 0 ? " (open loop)" : "",
+           secs);
+    printf("%-7s %10s %11s %9s %9s %9s %9s %9s\n", "op", "count", "ops/s", "p50 us", "p90 us",
+           "p99 us", "p99.9 us", "max us");
+    for (int op = 0; op < WL_NOPS; op++) {
+        const struct hist *h = &st->h[op];
+        if (!h->n)
+            continue;
+        printf("%-7s %10llu %11.0f %9.1f %9.1f %9.1f %9.1f %9.1f\n", wl_op_name((enum wl_op)op),
+               (unsigned long long)h->n, (double)h->n / secs, hist_quantile(h, 0.5) / 1e3,
+               hist_quantile(h, 0.9) / 1e3, hist_quantile(h, 0.99) / 1e3,
+               hist_quantile(h, 0.999) / 1e3, h->max / 1e3);
+    }
+    printf("total   %10llu %11.0f   errors %llu\n", (unsigned long long)total,
+           (double)total / secs, (unsigned long long)errs);
+    for (int op = 0; op < WL_NOPS; op++)
+        for (int s = 0; s < MAX_STATUS; s++)
+            if (st->errors[op][s])
+                printf("  %s %s: %llu\n", wl_op_name((enum wl_op)op), kvc_status_name(-s),
+                       (unsigned long long)st->errors[op][s]);
+    if (cpu_ticks >= 0 && total)
+        printf("server CPU: %.2f s, %.2f us per operation\n",
+               (double)cpu_ticks / (double)sysconf(_SC_CLK_TCK),
+               (double)cpu_ticks / (double)sysconf(_SC_CLK_TCK) * 1e6 / (double)total);
+}
+
+static json_t *results_json(const struct cfg *c, const struct stats *st, double secs,
+                            int64_t cpu_ticks, const char *phase)
+{
+    json_t *ops = json_object();
+    uint64_t total = 0;
+    for (int op = 0; op < WL_NOPS; op++) {
+        const struct hist *h = &st->h[op];
+        json_t *errors = json_object();
+        uint64_t nerr = 0;
+        for (int s = 0; s < MAX_STATUS; s++)
+            if (st->errors[op][s]) {
+                json_object_set_new(errors, kvc_status_name(-s),
+                                    json_integer((json_int_t)st->errors[op][s]));
+                nerr += st->errors[op][s];
+            }
+        if (!h->n && !nerr) {
+            json_decref(errors);
+            continue;
+        }
+        total += h->n;
+        json_object_set_new(ops, wl_op_name((enum wl_op)op),
+                            json_pack("{s:I,s:f,s:f,s:f,s:f,s:f,s:f,s:o}", "count",
+                                      (json_int_t)h->n, "ops_per_s", (double)h->n / secs,
+                                      "p50_us", hist_quantile(h, 0.5) / 1e3, "p90_us",
+                                      hist_quantile(h, 0.9) / 1e3, "p99_us",
+                                      hist_quantile(h, 0.99) / 1e3, "p999_us",
+                                      hist_quantile(h, 0.999) / 1e3, "max_us", h->max / 1e3,
+                                      "errors", errors));
+    }
+    json_t *j = json_pack("{s:s,s:s%,s:I,s:I,s:I,s:f,s:f,s:I,s:f,s:o}", "phase", phase,
+                          "workload", &c->workload, (size_t)1, "threads", (json_int_t)c->threads,
+                          "connections", (json_int_t)c->conns, "pipeline",
+                          (json_int_t)c->pipeline, "rate", c->rate, "seconds", secs,
+                          "operations", (json_int_t)total, "ops_per_s", (double)total / secs,
+                          "ops", ops);
+    if (cpu_ticks >= 0 && total)
+        json_object_set_new(j, "server_cpu_us_per_op",
+                            json_real((double)cpu_ticks / (double)sysconf(_SC_CLK_TCK) * 1e6 /
+                                      (double)total));
+    return j;
+}
+
+/* Runs one phase (load or run) with all threads; returns 0 or 1 on connection failure. */
+static int run_phase(const struct cfg *c, bool loading, json_t *out)
+{
+    struct thread *ts = calloc(c->threads, sizeof *ts);
+    uint64_t start = now_ns();
+    int rc = 0;
+    atomic_store(&g_stop, 0);
+    atomic_store(&g_progress_ops, 0);
+    for (unsigned i = 0; i < c->threads; i++) {
+        struct thread *t = &ts[i];
+        t->idx = i;
+        t->cfg = c;
+        t->loading = loading;
+        hist_init(&t->st.h[0]);
+        for (int op = 0; op < WL_NOPS; op++)
+            hist_init(&t->st.h[op]);
+        wl_gen_init(&t->gen, wl_mix_of(c->workload), c->records, &g_insert_next, 1000 + i);
+        if (loading) {
+            t->load_next = c->records * i / c->threads;
+            t->load_end = c->records * (i + 1) / c->threads;
+        } else {
+            t->measure_from_ns = start + (uint64_t)(c->warmup_s * 1e9);
+            if (c->operations)
+                t->quota = c->operations / c->threads + (i < c->operations % c->threads);
+            if (c->rate > 0) {
+                t->interval_ns = (uint64_t)(1e9 * c->threads / c->rate);
+                t->next_ns = start;
+            }
+        }
+        if (connect_all(t) != 0) {
+            rc = 1;
+            for (unsigned k = 0; k <= i; k++)
+                disconnect_all(&ts[k]);
+            free(ts);
+            return rc;
+        }
+    }
+    int64_t cpu0 = servers_cpu(c->server_pids);
+    pthread_t prog;
+    pthread_create(&prog, NULL, progress_main, NULL);
+    for (unsigned i = 0; i < c->threads; i++)
+        pthread_create(&ts[i].th, NULL, thread_main, &ts[i]);
+    if (!loading && !c->operations) {
+        uint64_t end = start + (uint64_t)(c->duration_s * 1e9);
+        while (now_ns() < end)
+            usleep(20000);
+        atomic_store(&g_stop, 1);
+    }
+    for (unsigned i = 0; i < c->threads; i++)
+        pthread_join(ts[i].th, NULL);
+    atomic_store(&g_stop, 1);
+    pthread_join(prog, NULL);
+    uint64_t end = now_ns();
+    int64_t cpu1 = servers_cpu(c->server_pids);
+    double secs = (double)(end - start) / 1e9;
+    if (!loading)
+        secs -= c->warmup_s;
+    if (secs <= 0)
+        secs = 1e-9;
+    struct stats *all = calloc(1, sizeof *all);
+    for (int op = 0; op < WL_NOPS; op++)
+        hist_init(&all->h[op]);
+    for (unsigned i = 0; i < c->threads; i++) {
+        for (int op = 0; op < WL_NOPS; op++) {
+            hist_merge(&all->h[op], &ts[i].st.h[op]);
+            for (int s = 0; s < MAX_STATUS; s++)
+                all->errors[op][s] += ts[i].st.errors[op][s];
+        }
+        rc |= ts[i].failed;
+        disconnect_all(&ts[i]);
+    }
+    int64_t cpu = cpu0 >= 0 && cpu1 >= 0 ? cpu1 - cpu0 : -1;
+    const char *phase = loading ? "load" : "run";
+    print_results(c, all, secs, cpu, phase);
+    if (out)
+        json_array_append_new(out, results_json(c, all, secs, cpu, phase));
+    free(all);
+    free(ts);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct cfg c;
+    int rc = parse_args(argc, argv, &c);
+    if (rc)
+        return rc;
+    uint8_t *value = malloc(c.value_size ? c.value_size : 1);
+    for (size_t i = 0; i < c.value_size; i++)
+        value[i] = (uint8_t)('a' + (i * 7 + i / 13) % 26);
+    g_value = value;
+    g_insert_next = c.records;
+    json_t *results = c.json_path ? json_array() : NULL;
+    if (c.load)
+        rc |= run_phase(&c, true, results);
+    if (c.run && !rc)
+        rc |= run_phase(&c, false, results);
+    if (results) {
+        int flags = JSON_INDENT(2);
+        if (strcmp(c.json_path, "-") == 0)
+            json_dumpf(results, stdout, flags);
+        else if (json_dump_file(results, c.json_path, flags) != 0)
+            fprintf(stderr, "kvbench: cannot write %s\n", c.json_path);
+        json_decref(results);
+    }
+    free(value);
+    return rc ? 3 : 0;
+}
