@@ -226,15 +226,20 @@ void kvc__conn_consume(struct kvc__conn *cn, size_t n)
         cn->in.len = cn->in_off = 0;
 }
 
+short kvc__conn_events(const struct kvc__conn *cn)
+{
+    if (cn->fd < 0 || cn->state == KVC__CLOSED)
+        return 0;
+    if (cn->state == KVC__CONNECTING)
+        return POLLOUT;
+    return (short)(POLLIN | (cn->out.len ? POLLOUT : 0));
+}
+
 int kvc__conn_wait(struct kvc__conn *cn, int timeout_ms)
 {
     if (cn->fd < 0)
         return 0;
-    struct pollfd pfd = {.fd = cn->fd, .events = 0};
-    if (cn->state == KVC__CONNECTING)
-        pfd.events = POLLOUT;
-    else
-        pfd.events = (short)(POLLIN | (cn->out.len ? POLLOUT : 0));
+    struct pollfd pfd = {.fd = cn->fd, .events = kvc__conn_events(cn)};
     int n = poll(&pfd, 1, timeout_ms);
     if (n < 0)
         return errno == EINTR ? 0 : -1;

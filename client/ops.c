@@ -71,13 +71,18 @@ int kvc__op_encode(const struct kvc_op *op, uint32_t timeout_ms, uint32_t compre
     Kv__PutRequest put = KV__PUT_REQUEST__INIT;
     Kv__DeleteRequest del = KV__DELETE_REQUEST__INIT;
     Kv__ScanRequest scan = KV__SCAN_REQUEST__INIT;
+    Kv__ClusterStatusRequest status = KV__CLUSTER_STATUS_REQUEST__INIT;
     struct kv_err e;
     kv_err_clear(&e);
 
     req.id = op->id_;
     req.consistency = (Kv__Consistency)op->call.consistency;
     req.timeout_ms = timeout_ms;
-    switch (op->type) {
+    if (op->type == KVC__OP_STATUS) {
+        req.op_case = KV__REQUEST__OP_CLUSTER_STATUS;
+        req.cluster_status = &status;
+    }
+    switch (op->type) {   /* no case for KVC__OP_STATUS, set above */
     case KVC_OP_GET:
         get.key = bin(op->key, op->key_len);
         req.op_case = KV__REQUEST__OP_GET;
@@ -206,6 +211,15 @@ fail:
     kvc_scan_result_free(r);
 }
 
+static void fill_status(struct kvc_op *op, const Kv__Response *resp)
+{
+    if (resp->result_case != KV__RESPONSE__RESULT_CLUSTER_STATUS || !resp->cluster_status) {
+        kvc__err(&op->err, KVC_PROTO, "OK answer to cluster_status carries no status");
+        return;
+    }
+    kvc__status_from_pb(resp->cluster_status, &((struct kvc__status_op *)op)->st, &op->err);
+}
+
 void kvc__op_fill(struct kvc_op *op, const Kv__Response *resp, uint32_t max_value)
 {
     int code = (int)kv_codec_status_from_wire(resp->status);
@@ -236,6 +250,10 @@ void kvc__op_fill(struct kvc_op *op, const Kv__Response *resp, uint32_t max_valu
     }
     if (code != KVC_OK)
         return;
+    if (op->type == KVC__OP_STATUS) {
+        fill_status(op, resp);
+        return;
+    }
     switch (op->type) {
     case KVC_OP_GET:
         fill_get(op, resp, max_value);

@@ -91,6 +91,7 @@ struct kv_cluster_result {
     size_t n_items;
     bool more;
 };
+/* A callback may start new requests; it must not call kv_cluster_free. */
 typedef void (*kv_cluster_cb)(void *arg, const struct kv_cluster_result *r);
 
 /* Key, value and bounds are copied. level KV_LEVEL_DEFAULT means opts.default_level;
@@ -103,7 +104,10 @@ void kv_cluster_put(struct kv_cluster *c, struct kv_slice key, struct kv_slice v
 void kv_cluster_delete(struct kv_cluster *c, struct kv_slice key, enum kv_level level,
                        uint32_t timeout_ms, kv_cluster_cb cb, void *arg);
 /* Keys in [start, end) (end empty: no bound), strictly after `after` when after.len > 0
- * (a cursor), at most limit (0: opts.scan_default_limit) live items in key order. */
+ * (a cursor), at most limit (0: opts.scan_default_limit) live items in key order.
+ * more=true only with n_items > 0, so the last item's key is always there to resume from;
+ * a timeout or UNAVAILABLE met after some items were gathered answers KV_OK with those
+ * items and more=true (docs/replication.md). */
 void kv_cluster_scan(struct kv_cluster *c, struct kv_slice start, struct kv_slice end,
                      struct kv_slice after, uint32_t limit, bool keys_only, enum kv_level level,
                      uint32_t timeout_ms, kv_cluster_cb cb, void *arg);

@@ -27,8 +27,9 @@ void kv_ring_free(struct kv_ring *r);       /* NULL-safe */
 /* Deep copy (for building the next ring from this one); NULL when out of memory. */
 struct kv_ring *kv_ring_copy(const struct kv_ring *r);
 
-/* Adds a node with its tokens (copied). KV_INVALID: id already present, an empty or
- * over-long token, or a token another node owns. */
+/* Adds a node with its tokens (copied; any order; n may be 0). region and rack may be
+ * NULL (read as ""). KV_INVALID: id already present, an empty or over-long token, a token
+ * another node owns, or one token listed twice; r is unchanged on any error. */
 enum kv_status kv_ring_add_node(struct kv_ring *r, uint32_t id, const char *region,
                                 const char *rack, const struct kv_slice *tokens, size_t n,
                                 struct kv_err *err);
@@ -38,8 +39,8 @@ enum kv_status kv_ring_remove_node(struct kv_ring *r, uint32_t id);
 size_t kv_ring_node_count(const struct kv_ring *r);
 size_t kv_ring_token_count(const struct kv_ring *r);
 
-/* Up to rf (<= KV_RING_MAX_RF) node ids holding key, in preference order per (2);
- * returns how many (fewer than rf when the ring has fewer nodes). */
+/* Up to rf (<= KV_RING_MAX_RF; larger is clamped) node ids holding key, in preference
+ * order per (2); returns how many: min(rf, nodes that own tokens), 0 for an empty ring. */
 size_t kv_ring_replicas(const struct kv_ring *r, struct kv_slice key, unsigned rf,
                         uint32_t *out);
 
@@ -53,6 +54,23 @@ void kv_ring_range(const struct kv_ring *r, size_t i, struct kv_slice *start,
 size_t kv_ring_range_replicas(const struct kv_ring *r, size_t i, unsigned rf, uint32_t *out);
 /* The index of the range holding key. */
 size_t kv_ring_range_of(const struct kv_ring *r, struct kv_slice key);
+
+/* Precomputes every range's replica list for rf (1..KV_RING_MAX_RF), so that
+ * kv_ring_replicas and kv_ring_range_replicas with that rf are a binary search and a copy;
+ * other rf values still work, walking the ring per call. Call it once the ring is complete:
+ * kv_ring_add_node and kv_ring_remove_node drop the cache, and kv_ring_copy does not copy
+ * it. The ring is not thread-safe during kv_ring_build; afterwards concurrent readers are
+ * fine (nothing is cached lazily). KV_INVALID for a bad rf, KV_NOMEM. */
+enum kv_status kv_ring_build(struct kv_ring *r, unsigned rf);
+
+/* Token i (0..token_count-1) in key order, borrowed from the ring, and its owner's id
+ * (owner may be NULL). Out of range: an empty slice and owner 0. */
+struct kv_slice kv_ring_token_at(const struct kv_ring *r, size_t i, uint32_t *owner);
+/* Node i (0..node_count-1) in increasing id order; labels borrowed from the ring; any out
+ * pointer may be NULL. false when i is out of range. A node added with no tokens is
+ * counted by kv_ring_node_count but holds no range and is never a replica. */
+bool kv_ring_node_at(const struct kv_ring *r, size_t i, uint32_t *id, const char **region,
+                     const char **rack, size_t *n_tokens);
 
 /* Deterministic initial tokens for a node joining an empty cluster, when the operator
  * gives none: count tokens of 8 bytes each drawn from xxhash of (node id, i), so they

@@ -4,8 +4,9 @@
 #include <ini.h>
 #include <stdlib.h>
 #include <string.h>
+#include "common/addr.h"
 
-enum opt_type { T_U32, T_U64, T_STR, T_SYNC, T_LOG };
+enum opt_type { T_U32, T_U64, T_STR, T_SYNC, T_LOG, T_DOUBLE, T_LEVEL };
 
 struct opt {
     const char *name;
@@ -40,6 +41,25 @@ static const struct opt g_opts[] = {
     O("shutdown_timeout_ms", T_U32, shutdown_timeout_ms,
       "longest a clean shutdown waits for in-flight requests (10000)"),
     O("log_level", T_LOG, log_level, "debug | info | warn | error (info)"),
+    O("advertise", T_STR, advertise,
+      "host:port peers and clients reach this node at (default: listen)"),
+    O("seeds", T_STR, seeds,
+      "comma-separated host:port of nodes to join through (none: a cluster of one)"),
+    O("region", T_STR, region, "this node's region label (dc1)"),
+    O("rack", T_STR, rack, "this node's rack label (rack1)"),
+    O("tokens", T_STR, tokens,
+      "comma-separated ring tokens this node owns, \\xNN escapes (default: num_tokens)"),
+    O("num_tokens", T_U32, num_tokens, "default tokens drawn when tokens is not given (16)"),
+    O("replication_factor", T_U32, replication_factor, "copies of every key (3)"),
+    O("default_consistency", T_LEVEL, default_consistency,
+      "level for requests that name none: one | two | three | quorum | all (quorum)"),
+    O("gossip_interval_ms", T_U32, gossip_interval_ms, "gossip round period (200)"),
+    O("phi_threshold", T_DOUBLE, phi_threshold, "failure detector: down above this phi (8)"),
+    O("hint_max_per_node", T_U64, hint_max_per_node, "hints kept per down node (100000)"),
+    O("hint_max_bytes", T_U64, hint_max_bytes, "bytes of hints kept in all (268435456)"),
+    O("hint_max_age_s", T_U64, hint_max_age_s, "older hints are dropped, not replayed (10800)"),
+    O("peer_queue_bytes", T_U32, peer_queue_bytes,
+      "per peer: messages queued beyond this are dropped (8388608)"),
 };
 #undef O
 #define N_OPTS (sizeof g_opts / sizeof g_opts[0])
@@ -66,6 +86,132 @@ void kv_config_default(struct kv_config *c)
     c->max_output_mb = 64;
     c->shutdown_timeout_ms = 10000;
     c->log_level = KV_LOG_INFO;
+    strcpy(c->region, "dc1");
+    strcpy(c->rack, "rack1");
+    c->num_tokens = 16;
+    c->replication_factor = 3;
+    c->default_consistency = 4;   /* QUORUM */
+    c->gossip_interval_ms = 200;
+    c->phi_threshold = 8;
+    c->hint_max_per_node = 100000;
+    c->hint_max_bytes = 256u << 20;
+    c->hint_max_age_s = 3 * 3600;
+    c->peer_queue_bytes = 8u << 20;
+}
+
+static const char *const g_levels[KV_CONFIG_LEVELS] = {
+    "default", "one", "two", "three", "quorum", "all", "local_one", "local_quorum",
+    "each_quorum", "linearizable",
+};
+
+const char *kv_config_level_name(unsigned level)
+{
+    return level < KV_CONFIG_LEVELS ? g_levels[level] : "unknown";
+}
+
+int kv_config_level_parse(const char *s, unsigned *out)
+{
+    for (unsigned i = 0; i < KV_CONFIG_LEVELS; i++) {
+        const char *a = s, *b = g_levels[i];
+        while (*a && *b) {
+            char ca = *a == '-' ? '_' : (char)(*a >= 'A' && *a <= 'Z' ? *a + 32 : *a);
+            if (ca != *b)
+                break;
+            a++, b++;
+        }
+        if (!*a && !*b) {
+            *out = i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+enum kv_status kv_config_tokens(const char *spec, uint8_t *buf, struct kv_slice *out, size_t *n,
+                                struct kv_err *err)
+{
+    *n = 0;
+    size_t len = 0, start = 0;
+    for (const char *p = spec;; p++) {
+        if (*p == ',' || *p == '\0') {
+            size_t tl = len - start;
+            if (tl == 0 && *p == '\0' && *n == 0 && p == spec)
+                return KV_OK;   /* no tokens at all */
+            if (tl == 0)
+                return kv_err_set(err, KV_INVALID, "tokens: empty token (#%zu)", *n + 1);
+            if (tl > KV_CONFIG_MAX_TOKEN_LEN)
+                return kv_err_set(err, KV_INVALID, "tokens: token #%zu is longer than %u bytes",
+                                  *n + 1, KV_CONFIG_MAX_TOKEN_LEN);
+            if (*n == KV_CONFIG_MAX_TOKENS)
+                return kv_err_set(err, KV_INVALID, "tokens: more than %u", KV_CONFIG_MAX_TOKENS);
+            out[(*n)++] = kv_slice_of(buf + start, tl);
+            start = len;
+            if (*p == '\0')
+                return KV_OK;
+            continue;
+        }
+        if (*p == '\\') {
+            if (p[1] == 'x') {
+                int hi = p[2] ? hexval(p[2]) : -1, lo = hi >= 0 && p[3] ? hexval(p[3]) : -1;
+                if (hi < 0 || lo < 0)
+                    return kv_err_set(err, KV_INVALID, "tokens: bad escape in token #%zu "
+                                      "(want \\xNN)", *n + 1);
+                buf[len++] = (uint8_t)(hi << 4 | lo);
+                p += 3;
+            } else if (p[1] == '\\' || p[1] == ',') {
+                buf[len++] = (uint8_t)p[1];
+                p++;
+            } else {
+                return kv_err_set(err, KV_INVALID, "tokens: bad escape in token #%zu "
+                                  "(\\xNN, \\\\ or \\,)", *n + 1);
+            }
+            continue;
+        }
+        buf[len++] = (uint8_t)*p;
+    }
+}
+
+enum kv_status kv_config_seeds(const char *spec, char *buf, const char **out, size_t max,
+                               size_t *n, struct kv_err *err)
+{
+    *n = 0;
+    strcpy(buf, spec);
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        while (*t == ' ' || *t == '\t')
+            t++;
+        char *e = t + strlen(t);
+        while (e > t && (e[-1] == ' ' || e[-1] == '\t'))
+            *--e = '\0';
+        if (!*t)
+            continue;
+        struct sockaddr_storage sa;
+        socklen_t salen;
+        struct kv_err inner;
+        if (kv_addr_parse(t, &sa, &salen, &inner) != KV_OK)
+            return kv_err_set(err, KV_INVALID, "seeds: %s", inner.msg);
+        if (*n == max)
+            return kv_err_set(err, KV_INVALID, "seeds: more than %zu addresses", max);
+        out[(*n)++] = t;
+    }
+    out[*n] = NULL;
+    return KV_OK;
+}
+
+const char *kv_config_advertise(const struct kv_config *c)
+{
+    return c->advertise[0] ? c->advertise : c->listen;
 }
 
 static const struct opt *find_opt(const char *name)
@@ -130,6 +276,24 @@ enum kv_status kv_config_set(struct kv_config *c, const char *name, const char *
             return kv_err_set(err, KV_INVALID, "log_level: '%s' is not debug, info, warn or error",
                               value);
         return KV_OK;
+    case T_DOUBLE: {
+        char *end;
+        errno = 0;
+        double d = strtod(value, &end);
+        if (errno || end == value || *end || !(d >= 0))
+            return kv_err_set(err, KV_INVALID, "%s: '%s' is not a non-negative number", o->name,
+                              value);
+        *(double *)field = d;
+        return KV_OK;
+    }
+    case T_LEVEL: {
+        unsigned l;
+        if (kv_config_level_parse(value, &l))
+            return kv_err_set(err, KV_INVALID, "%s: '%s' is not a consistency level (one, two, "
+                              "three, quorum, all, ...)", o->name, value);
+        *(uint32_t *)field = l;
+        return KV_OK;
+    }
     }
     return kv_err_set(err, KV_INTERNAL, "bad option table");
 }
@@ -242,6 +406,46 @@ enum kv_status kv_config_validate(const struct kv_config *c, struct kv_err *err)
         return kv_err_set(err, KV_INVALID, "data_dir must be set");
     if (c->max_output_mb == 0)
         return kv_err_set(err, KV_INVALID, "max_output_mb must be at least 1");
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    struct kv_err inner;
+    if (c->advertise[0] && kv_addr_parse(c->advertise, &sa, &salen, &inner) != KV_OK)
+        return kv_err_set(err, KV_INVALID, "advertise: %s", inner.msg);
+    if (!c->advertise[0] && kv_addr_parse(c->listen, &sa, &salen, &inner) == KV_OK &&
+        ((sa.ss_family == AF_INET &&
+          ((struct sockaddr_in *)&sa)->sin_addr.s_addr == htonl(INADDR_ANY)) ||
+         (sa.ss_family == AF_INET6 &&
+          IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&sa)->sin6_addr))))
+        return kv_err_set(err, KV_INVALID, "listen %s is a wildcard address: set advertise to "
+                          "the address peers and clients should use", c->listen);
+    if (c->replication_factor == 0 || c->replication_factor > 16)
+        return kv_err_set(err, KV_INVALID, "replication_factor must be in 1..16");
+    if (c->default_consistency == 0)
+        return kv_err_set(err, KV_INVALID, "default_consistency cannot be 'default'");
+    if (!c->tokens[0] && (c->num_tokens == 0 || c->num_tokens > KV_CONFIG_MAX_TOKENS))
+        return kv_err_set(err, KV_INVALID, "num_tokens must be in 1..%u", KV_CONFIG_MAX_TOKENS);
+    if (c->tokens[0]) {
+        uint8_t buf[sizeof c->tokens];
+        struct kv_slice toks[KV_CONFIG_MAX_TOKENS];
+        size_t n;
+        if (kv_config_tokens(c->tokens, buf, toks, &n, &inner) != KV_OK)
+            return kv_err_set(err, KV_INVALID, "%s", inner.msg);
+    }
+    if (c->seeds[0]) {
+        char buf[sizeof c->seeds];
+        const char *seeds[65];
+        size_t n;
+        if (kv_config_seeds(c->seeds, buf, seeds, 64, &n, &inner) != KV_OK)
+            return kv_err_set(err, KV_INVALID, "%s", inner.msg);
+    }
+    if (c->gossip_interval_ms < 10 || c->gossip_interval_ms > 60000)
+        return kv_err_set(err, KV_INVALID, "gossip_interval_ms must be in 10..60000");
+    if (!(c->phi_threshold > 0))
+        return kv_err_set(err, KV_INVALID, "phi_threshold must be above 0");
+    if (c->peer_queue_bytes < (uint64_t)c->max_frame + 8)
+        return kv_err_set(err, KV_INVALID, "peer_queue_bytes must be at least max_frame + 8");
+    if (!c->region[0] || !c->rack[0])
+        return kv_err_set(err, KV_INVALID, "region and rack must not be empty");
     return KV_OK;
 }
 
@@ -261,5 +465,10 @@ void kv_config_usage(FILE *out, const char *prog)
                 *p = '-';
         fprintf(out, "  %-24s %s\n", flag, g_opts[i].help);
     }
-    fprintf(out, "\nSignals: SIGTERM or SIGINT stop the node cleanly.\n");
+    fprintf(out,
+            "\nCluster: every node needs its own node_id; start the first without seeds, the\n"
+            "others with --seeds HOST:PORT of a running node. Requests without a level use\n"
+            "default_consistency; replication_factor counts the copies of every key.\n"
+            "The generation (bumped at every start) is kept in the data directory.\n"
+            "\nSignals: SIGTERM or SIGINT stop the node cleanly.\n");
 }

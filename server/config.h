@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include "common/buf.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "storage/store.h"
@@ -33,7 +34,44 @@ struct kv_config {
     uint32_t max_output_mb;       /* per connection: stop reading while more is unsent */
     uint32_t shutdown_timeout_ms; /* longest a clean shutdown waits for in-flight requests */
     enum kv_log_level log_level;
+    /* cluster */
+    char advertise[128];          /* host:port peers and clients use; empty: listen */
+    char seeds[1024];             /* comma-separated host:port; empty: a cluster of one */
+    char region[64];
+    char rack[64];
+    char tokens[4096];            /* comma-separated explicit tokens (\xNN escapes) */
+    uint32_t num_tokens;          /* with no explicit tokens: how many default tokens */
+    uint32_t replication_factor;
+    uint32_t default_consistency; /* enum kv_level (Kv__Consistency) */
+    uint32_t gossip_interval_ms;
+    double phi_threshold;
+    uint64_t hint_max_per_node;
+    uint64_t hint_max_bytes;
+    uint64_t hint_max_age_s;
+    uint32_t peer_queue_bytes;    /* per peer: frames queued beyond this are dropped */
 };
+
+/* Most tokens a node may own (explicit or default) and the longest token in bytes. */
+#define KV_CONFIG_MAX_TOKENS 1024u
+#define KV_CONFIG_MAX_TOKEN_LEN 256u
+
+/* Consistency level names ("one", "quorum", ...), indexed by Kv__Consistency; "default" is
+ * 0. kv_config_level_parse returns -1 for an unknown name (case-insensitive). */
+#define KV_CONFIG_LEVELS 10u
+const char *kv_config_level_name(unsigned level);
+int kv_config_level_parse(const char *s, unsigned *out);
+
+/* Splits a tokens setting (c->tokens) into tokens: buf receives their bytes (at least
+ * strlen(spec) bytes), out[] (KV_CONFIG_MAX_TOKENS entries) points into buf, *n is how many.
+ * KV_INVALID: a bad escape, an empty or over-long token, or too many. */
+enum kv_status kv_config_tokens(const char *spec, uint8_t *buf, struct kv_slice *out, size_t *n,
+                                struct kv_err *err);
+/* Splits a seeds setting (c->seeds) into at most max NUL-terminated addresses in buf
+ * (strlen(spec)+1 bytes); out has max+1 entries and out[*n] is set to NULL. KV_INVALID: an address that does not parse. */
+enum kv_status kv_config_seeds(const char *spec, char *buf, const char **out, size_t max,
+                               size_t *n, struct kv_err *err);
+/* The address this node gives peers and clients: advertise, or listen when unset. */
+const char *kv_config_advertise(const struct kv_config *c);
 
 void kv_config_default(struct kv_config *c);
 /* Applies an INI file. KV_INVALID names the file, line and setting at fault. */

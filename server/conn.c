@@ -1,9 +1,10 @@
-/* server/conn.c -- one client connection: read buffer, frame splitting, output batching.
+/* server/conn.c -- one inbound connection (a client's, or a peer node's sending
+ * PeerMessages): read buffer, frame splitting, output batching.
  *
  * (1) The input buffer grows only to what a validated frame header announces (at most
  *     max_frame + header), so a hostile length never causes a large allocation.
  * (2) Output produced during one loop iteration is written with one uv_write per
- *     connection (flush_check), however many responses it holds.
+ *     connection (flush_check / flush_prepare), however many responses it holds.
  * (3) A connection whose unsent output exceeds max_output_mb stops being read until it
  *     drains below half of that: backpressure instead of unbounded buffers.
  * (4) The struct is freed only when the handle is closed and no request references it. */
@@ -25,6 +26,7 @@ struct kv_conn {
     int refs;                    /* the handle's, the dirty list's, each write's, each request's */
     int reqs;                    /* requests in flight */
     bool reading, closing, closed, close_after_flush, dirty;
+    bool peer;                   /* another node sends PeerMessages on it */
     struct kv_conn *prev, *next, *dirty_next;
 };
 
@@ -175,7 +177,8 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 
 static void start_reading(struct kv_conn *c)
 {
-    if (c->reading || c->closing || c->close_after_flush || c->srv->stopping)
+    if (c->reading || c->closing || c->close_after_flush ||
+        (c->srv->stopping && !(c->peer && c->srv->peers_reading)))
         return;
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
         c->reading = true;
@@ -316,10 +319,12 @@ void kv_conn_accept(struct kv_server *s)
     start_reading(c);
 }
 
-void kv_conn_stop_reading_all(struct kv_server *s)
+void kv_conn_mark_peer(struct kv_conn *c) { c->peer = true; }
+
+void kv_conn_stop_reading_all(struct kv_server *s, bool peers)
 {
     for (struct kv_conn *c = s->conns; c; c = c->next)
-        if (c->reading) {
+        if (c->reading && (peers || !c->peer)) {
             uv_read_stop((uv_stream_t *)&c->tcp);
             c->reading = false;
         }

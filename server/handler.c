@@ -1,12 +1,19 @@
-/* server/handler.c -- turns a decoded Request into storage calls and a Response.
+/* server/handler.c -- turns a decoded Request into a cluster call and its result into a
+ * Response.
  *
- * (1) Every request gets exactly one answer with its id, unless its connection is gone.
- * (2) Limits (key, value, scan page) are checked before anything is stored, and a refused
- *     request leaves the store untouched.
- * (3) Only the loop thread runs this file's functions, except the *_work functions, which
- *     run on a storage thread and touch only their kv_req. */
+ * (1) Every client request gets exactly one answer with its id, unless its connection is
+ *     gone; a PeerMessage (op `peer`) goes to kv_cluster_on_message and gets none.
+ * (2) Limits (key, value, scan page, level) are checked before the cluster sees the
+ *     request, and a refused request reaches no replica.
+ * (3) get/put/delete/scan go through the coordinator (cluster/cluster.h) even on a node
+ *     alone: one code path, and a single node is a cluster of one (effective rf 1). The
+ *     single-node inline cache-only read (KV_STORE_CACHE_ONLY on the loop) is gone: the
+ *     replica read inside cluster/ always goes through io run (a storage thread).
+ * (4) Only the loop thread runs this file. Cluster callbacks run on it too, never inside
+ *     the call that started the request (cluster.h (6)). */
 #include <stdlib.h>
 #include <string.h>
+#include "cluster/cluster.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "proto/codec.h"
@@ -14,29 +21,14 @@
 
 #define CURSOR_TAG 0x01    /* the first byte of every cursor: its format */
 
-struct scan_ent {
-    size_t koff, klen, voff, vlen;
-};
-
 struct kv_req {
-    uv_work_t work;
     struct kv_conn *conn;            /* referenced */
     struct kv_server *srv;
-    Kv__Request *msg;                /* owned */
+    uint64_t id;
     enum kv_op op;
+    unsigned level;                  /* resolved (never DEFAULT), for metrics */
     uint64_t start_ns;
-    enum kv_status st;
-    struct kv_err err;
-    struct kv_store_item item;       /* get result */
-    struct kv_vec arena;             /* scan result bytes */
-    struct scan_ent *ents;
-    size_t n_ents;
-    bool more;                       /* scan: keys remain after the last returned */
-    struct kv_version ver;           /* put/delete: the version written */
-    struct kv_req *next;             /* done queue */
 };
-
-static void after_work(uv_work_t *w, int status);
 
 static bool key_ok(struct kv_conn *c, uint64_t id, ProtobufCBinaryData key)
 {
@@ -55,7 +47,21 @@ static bool key_ok(struct kv_conn *c, uint64_t id, ProtobufCBinaryData key)
     return false;
 }
 
-static struct kv_req *req_new(struct kv_conn *c, Kv__Request *msg, enum kv_op op,
+/* The request's level, or -1 (answered INVALID) for a value outside Kv__Consistency. */
+static int level_of(struct kv_conn *c, const Kv__Request *msg)
+{
+    struct kv_server *s = kv_conn_server(c);
+    unsigned l = (unsigned)msg->consistency;
+    if (l < KV_CONFIG_LEVELS)
+        return (int)l;
+    char buf[64];
+    snprintf(buf, sizeof buf, "unknown consistency level %u", l);
+    kv_metrics_add(&s->metrics.requests_invalid, 1);
+    kv_conn_reply_status(c, msg->id, KV_INVALID, buf);
+    return -1;
+}
+
+static struct kv_req *req_new(struct kv_conn *c, const Kv__Request *msg, enum kv_op op,
                               uint64_t start_ns)
 {
     struct kv_req *r = calloc(1, sizeof *r);
@@ -63,10 +69,10 @@ static struct kv_req *req_new(struct kv_conn *c, Kv__Request *msg, enum kv_op op
         return NULL;
     r->conn = c;
     r->srv = kv_conn_server(c);
-    r->msg = msg;
+    r->id = msg->id;
     r->op = op;
+    r->level = msg->consistency ? (unsigned)msg->consistency : r->srv->cfg.default_consistency;
     r->start_ns = start_ns;
-    r->work.data = r;
     kv_conn_ref(c);
     kv_metrics_add(&r->srv->metrics.inflight, 1);
     return r;
@@ -75,120 +81,146 @@ static struct kv_req *req_new(struct kv_conn *c, Kv__Request *msg, enum kv_op op
 static void req_free(struct kv_req *r)
 {
     kv_metrics_add(&r->srv->metrics.inflight, (uint64_t)-1);
-    kv__request__free_unpacked(r->msg, NULL);
-    kv_store_item_free(&r->item);
-    kv_vec_free(&r->arena);
-    free(r->ents);
     kv_conn_unref(r->conn);
     free(r);
 }
 
-static void finish(struct kv_conn *c, enum kv_op op, uint64_t start_ns, enum kv_status st)
+static void finish(struct kv_req *r, enum kv_status st)
 {
-    struct kv_server *s = kv_conn_server(c);
-    kv_metrics_record(&s->metrics, op, st, kv_clock_mono_ns() - start_ns);
+    kv_metrics_record(&r->srv->metrics, r->op, r->level, st,
+                      kv_clock_mono_ns() - r->start_ns);
+    req_free(r);
+}
+
+/* A non-OK cluster result: status, the cluster's message and the replica counts that let
+ * a client tell "not applied" (UNAVAILABLE) from "unknown" (TIMEOUT). */
+static void reply_error(struct kv_req *r, const struct kv_cluster_result *res)
+{
+    Kv__Response resp = KV__RESPONSE__INIT;
+    char msg[sizeof res->err.msg + 64];
+    if (res->err.msg[0])
+        snprintf(msg, sizeof msg, "%s", res->err.msg);
+    else if (res->st == KV_UNAVAILABLE)
+        snprintf(msg, sizeof msg, "level %s needs %u replicas, %u alive",
+                 kv_config_level_name(r->level), res->required, res->alive);
+    else if (res->st == KV_TIMEOUT)
+        snprintf(msg, sizeof msg, "timed out: %u of %u replicas acknowledged", res->acks,
+                 res->required);
+    else if (res->st == KV_NOT_FOUND)
+        snprintf(msg, sizeof msg, "key not found");
+    else
+        snprintf(msg, sizeof msg, "%s", kv_status_str(res->st));
+    resp.id = r->id;
+    resp.status = kv_codec_status_to_wire(res->st);
+    resp.message = msg;
+    resp.acks = res->acks;
+    resp.required = res->required;
+    resp.alive = res->alive;
+    kv_conn_reply(r->conn, &resp);
 }
 
 /* --- get ------------------------------------------------------------------------------- */
 
-static void reply_get(struct kv_conn *c, uint64_t id, enum kv_status st,
-                      const struct kv_store_item *it, const struct kv_err *err)
+static void get_done(void *arg, const struct kv_cluster_result *res)
 {
-    struct kv_server *s = kv_conn_server(c);
-    if (st != KV_OK) {
-        kv_conn_reply_status(c, id, st, st == KV_NOT_FOUND ? "key not found" : err->msg);
+    struct kv_req *r = arg;
+    struct kv_server *s = r->srv;
+    if (kv_conn_is_closing(r->conn)) {
+        finish(r, res->st);
         return;
     }
-    Kv__Response r = KV__RESPONSE__INIT;
+    if (res->st != KV_OK) {
+        reply_error(r, res);
+        finish(r, res->st);
+        return;
+    }
+    Kv__Response resp = KV__RESPONSE__INIT;
     Kv__GetResponse g = KV__GET_RESPONSE__INIT;
     struct kv_vec scratch = {0};
     struct kv_slice wire;
     bool lz4;
-    if (kv_codec_value_pack(it->rec.value, s->cfg.compress_threshold, &scratch, &wire, &lz4,
+    if (kv_codec_value_pack(res->value, s->cfg.compress_threshold, &scratch, &wire, &lz4,
                             NULL) != KV_OK) {
-        wire = it->rec.value;
+        wire = res->value;
         lz4 = false;
     }
     g.value.data = (uint8_t *)wire.ptr;
     g.value.len = wire.len;
     g.lz4 = lz4;
-    g.raw_len = lz4 ? (uint32_t)it->rec.value.len : 0;
-    g.version = it->rec.ver.hlc;
-    g.version_node = it->rec.ver.node;
-    g.expires_at_ms = it->rec.expires_at_ms;
-    r.id = id;
-    r.status = KV__STATUS__OK;
-    r.result_case = KV__RESPONSE__RESULT_GET;
-    r.get = &g;
-    kv_conn_reply(c, &r);
+    g.raw_len = lz4 ? (uint32_t)res->value.len : 0;
+    g.version = res->version.hlc;
+    g.version_node = res->version.node;
+    g.expires_at_ms = res->expires_at_ms;
+    resp.id = r->id;
+    resp.status = KV__STATUS__OK;
+    resp.acks = res->acks;
+    resp.required = res->required;
+    resp.alive = res->alive;
+    resp.result_case = KV__RESPONSE__RESULT_GET;
+    resp.get = &g;
+    kv_conn_reply(r->conn, &resp);
     kv_vec_free(&scratch);
-}
-
-static void get_work(uv_work_t *w)
-{
-    struct kv_req *r = w->data;
-    ProtobufCBinaryData k = r->msg->get->key;
-    r->st = kv_store_get(r->srv->store, kv_slice_of(k.data, k.len), 0, &r->item, &r->err);
+    finish(r, KV_OK);
 }
 
 static void handle_get(struct kv_conn *c, Kv__Request *msg, uint64_t t0)
 {
     struct kv_server *s = kv_conn_server(c);
     ProtobufCBinaryData k = msg->get->key;
-    if (!key_ok(c, msg->id, k)) {
-        kv__request__free_unpacked(msg, NULL);
+    int level;
+    if (!key_ok(c, msg->id, k) || (level = level_of(c, msg)) < 0)
         return;
-    }
-    struct kv_store_item it = {0};
-    struct kv_err err = {0};
-    enum kv_status st = kv_store_get(s->store, kv_slice_of(k.data, k.len), KV_STORE_CACHE_ONLY,
-                                     &it, &err);
-    if (st != KV_AGAIN) {
-        kv_metrics_add(&s->metrics.reads_inline, 1);
-        reply_get(c, msg->id, st, &it, &err);
-        finish(c, KV_OP_GET, t0, st);
-        kv_store_item_free(&it);
-        kv__request__free_unpacked(msg, NULL);
-        return;
-    }
-    kv_metrics_add(&s->metrics.reads_offloaded, 1);
     struct kv_req *r = req_new(c, msg, KV_OP_GET, t0);
-    if (!r || uv_queue_work(s->loop, &r->work, get_work, after_work) != 0) {
-        kv_conn_reply_status(c, msg->id, KV_NOMEM, "cannot queue read");
-        if (r)
-            req_free(r);
-        else
-            kv__request__free_unpacked(msg, NULL);
+    if (!r) {
+        kv_conn_reply_status(c, msg->id, KV_NOMEM, "out of memory");
+        return;
     }
+    kv_cluster_get(s->cluster, kv_slice_of(k.data, k.len), (enum kv_level)level,
+                   msg->timeout_ms, get_done, r);
 }
 
 /* --- put and delete -------------------------------------------------------------------- */
 
-static void write_done(void *arg, enum kv_status st, const struct kv_err *err)
+static void write_done(void *arg, const struct kv_cluster_result *res)
 {
     struct kv_req *r = arg;
-    r->st = st;
-    if (err)
-        r->err = *err;
-    kv_server_post_done(r->srv, r);
+    if (kv_conn_is_closing(r->conn)) {
+        finish(r, res->st);
+        return;
+    }
+    if (res->st != KV_OK) {
+        reply_error(r, res);
+        finish(r, res->st);
+        return;
+    }
+    Kv__Response resp = KV__RESPONSE__INIT;
+    Kv__WriteResponse wr = KV__WRITE_RESPONSE__INIT;
+    wr.version = res->version.hlc;
+    wr.version_node = res->version.node;
+    resp.id = r->id;
+    resp.acks = res->acks;
+    resp.required = res->required;
+    resp.alive = res->alive;
+    resp.result_case = KV__RESPONSE__RESULT_WRITE;
+    resp.write = &wr;
+    kv_conn_reply(r->conn, &resp);
+    finish(r, KV_OK);
 }
 
 static void handle_write(struct kv_conn *c, Kv__Request *msg, uint64_t t0)
 {
     struct kv_server *s = kv_conn_server(c);
     bool is_put = msg->op_case == KV__REQUEST__OP_PUT;
+    enum kv_op op = is_put ? KV_OP_PUT : KV_OP_DELETE;
     ProtobufCBinaryData k = is_put ? msg->put->key : msg->del->key;
-    if (!key_ok(c, msg->id, k)) {
-        kv__request__free_unpacked(msg, NULL);
+    int level;
+    if (!key_ok(c, msg->id, k) || (level = level_of(c, msg)) < 0)
         return;
-    }
-    struct kv_write w = {.key = kv_slice_of(k.data, k.len)};
     struct kv_buf owned = {0};
-    struct kv_err err = {0};
-    uint64_t now = kv_clock_now_ms();
+    struct kv_slice raw = {0};
     if (is_put) {
         Kv__PutRequest *p = msg->put;
-        struct kv_slice raw;
+        struct kv_err err = {0};
         enum kv_status st = kv_codec_value_unpack(kv_slice_of(p->value.data, p->value.len),
                                                   p->lz4, p->raw_len, s->cfg.max_value, &raw,
                                                   &owned, &err);
@@ -200,177 +232,126 @@ static void handle_write(struct kv_conn *c, Kv__Request *msg, uint64_t t0)
         if (st != KV_OK) {
             kv_metrics_add(&s->metrics.requests_invalid, 1);
             kv_conn_reply_status(c, msg->id, st, err.msg);
-            finish(c, KV_OP_PUT, t0, st);
-            kv__request__free_unpacked(msg, NULL);
+            kv_metrics_record(&s->metrics, op, (unsigned)level ? (unsigned)level
+                                                               : s->cfg.default_consistency,
+                              st, kv_clock_mono_ns() - t0);
+            kv_buf_free(&owned);
             return;
         }
-        w.rec.value = raw;
-        if (p->ttl_ms)
-            w.rec.expires_at_ms = now + p->ttl_ms;
-    } else {
-        w.rec.tombstone = true;
     }
-    w.rec.ver.hlc = kv_hlc_now(&s->hlc, now);
-    w.rec.ver.node = s->cfg.node_id;
-    enum kv_op op = is_put ? KV_OP_PUT : KV_OP_DELETE;
     struct kv_req *r = req_new(c, msg, op, t0);
     if (!r) {
         kv_buf_free(&owned);
         kv_conn_reply_status(c, msg->id, KV_NOMEM, "out of memory");
-        kv__request__free_unpacked(msg, NULL);
         return;
     }
-    r->ver = w.rec.ver;
-    enum kv_status st = kv_store_write_async(s->store, &w, 1, write_done, r, &err);
+    /* The cluster copies key and value, so the decoded request can go right after. */
+    if (is_put)
+        kv_cluster_put(s->cluster, kv_slice_of(k.data, k.len), raw, msg->put->ttl_ms,
+                       (enum kv_level)level, msg->timeout_ms, write_done, r);
+    else
+        kv_cluster_delete(s->cluster, kv_slice_of(k.data, k.len), (enum kv_level)level,
+                          msg->timeout_ms, write_done, r);
     kv_buf_free(&owned);
-    if (st != KV_OK) {
-        kv_conn_reply_status(c, msg->id, st, err.msg);
-        finish(c, op, t0, st);
-        req_free(r);
-    }
-}
-
-static void reply_write(struct kv_req *r)
-{
-    if (r->st != KV_OK) {
-        kv_conn_reply_status(r->conn, r->msg->id, r->st, r->err.msg);
-        return;
-    }
-    Kv__Response resp = KV__RESPONSE__INIT;
-    Kv__WriteResponse wr = KV__WRITE_RESPONSE__INIT;
-    wr.version = r->ver.hlc;
-    wr.version_node = r->ver.node;
-    resp.id = r->msg->id;
-    resp.result_case = KV__RESPONSE__RESULT_WRITE;
-    resp.write = &wr;
-    kv_conn_reply(r->conn, &resp);
 }
 
 /* --- scan ------------------------------------------------------------------------------ */
 
-static void scan_work(uv_work_t *w)
+static void scan_done(void *arg, const struct kv_cluster_result *res)
 {
-    struct kv_req *r = w->data;
+    struct kv_req *r = arg;
     struct kv_server *s = r->srv;
-    Kv__ScanRequest *q = r->msg->scan;
-    struct kv_slice start = kv_slice_of(q->start.data, q->start.len);
-    struct kv_slice end = kv_slice_of(q->end.data, q->end.len);
-    bool excl = false;
-    if (q->cursor.len) {
-        /* The cursor is the last key returned; resume strictly after it, but never
-         * before the requested start. */
-        struct kv_slice ck = kv_slice_of(q->cursor.data + 1, q->cursor.len - 1);
-        if (kv_slice_cmp(ck, start) >= 0) {
-            start = ck;
-            excl = true;
-        }
-    }
-    uint32_t limit = q->limit ? q->limit : s->cfg.scan_default_limit;
-    struct kv_store_iter *it;
-    r->st = kv_store_iter_new(s->store, start, excl, end, 0, &it, &r->err);
-    if (r->st != KV_OK)
-        return;
-    size_t cap = 0;
-    for (;;) {
-        struct kv_slice key;
-        struct kv_record rec;
-        enum kv_status st = kv_store_iter_next(it, &key, &rec, &r->err);
-        if (st == KV_NOT_FOUND)
-            break;
-        if (st != KV_OK) {
-            r->st = st;
-            break;
-        }
-        size_t vlen = q->keys_only ? 0 : rec.value.len;
-        if (r->n_ents == limit || (r->n_ents > 0 && r->arena.len + key.len + vlen >
-                                                       s->cfg.scan_max_bytes)) {
-            r->more = true;
-            break;
-        }
-        if (r->n_ents == cap) {
-            cap = cap ? cap * 2 : 64;
-            struct scan_ent *e = realloc(r->ents, cap * sizeof *e);
-            if (!e) {
-                r->st = kv_err_set(&r->err, KV_NOMEM, "out of memory in scan");
-                break;
-            }
-            r->ents = e;
-        }
-        struct scan_ent *e = &r->ents[r->n_ents];
-        e->koff = r->arena.len;
-        e->klen = key.len;
-        e->voff = e->koff + key.len;
-        e->vlen = vlen;
-        if (kv_vec_append(&r->arena, key.ptr, key.len) ||
-            kv_vec_append(&r->arena, rec.value.ptr, vlen)) {
-            r->st = kv_err_set(&r->err, KV_NOMEM, "out of memory in scan");
-            break;
-        }
-        r->n_ents++;
-    }
-    kv_store_iter_free(it);
-}
-
-static void reply_scan(struct kv_req *r)
-{
-    struct kv_server *s = r->srv;
-    if (r->st != KV_OK) {
-        kv_conn_reply_status(r->conn, r->msg->id, r->st, r->err.msg);
+    if (kv_conn_is_closing(r->conn)) {
+        finish(r, res->st);
         return;
     }
-    Kv__ScanItem *items = calloc(r->n_ents ? r->n_ents : 1, sizeof *items);
-    Kv__ScanItem **ptrs = calloc(r->n_ents ? r->n_ents : 1, sizeof *ptrs);
-    struct kv_vec *scratch = calloc(r->n_ents ? r->n_ents : 1, sizeof *scratch);
+    if (res->st != KV_OK) {
+        reply_error(r, res);
+        finish(r, res->st);
+        return;
+    }
+    /* A page stops growing past scan_max_bytes (so it always fits a frame); the cursor is
+     * key-based, so cutting a page short here is as good as the coordinator doing it. */
+    size_t n = res->n_items, bytes = 0;
+    bool more = res->more;
+    for (size_t i = 0; i < res->n_items; i++) {
+        size_t sz = res->items[i].key.len + res->items[i].value.len;
+        if (i > 0 && bytes + sz > s->cfg.scan_max_bytes) {
+            n = i;
+            more = true;
+            break;
+        }
+        bytes += sz;
+    }
+    if (more && n == 0) {
+        /* Nothing to build a cursor from: refusing beats pretending the range ended. */
+        Kv__Response resp = KV__RESPONSE__INIT;
+        resp.id = r->id;
+        resp.status = kv_codec_status_to_wire(KV_INTERNAL);
+        resp.message = "scan returned no item but more remain";
+        kv_conn_reply(r->conn, &resp);
+        finish(r, KV_INTERNAL);
+        return;
+    }
+    Kv__ScanItem *items = calloc(n ? n : 1, sizeof *items);
+    Kv__ScanItem **ptrs = calloc(n ? n : 1, sizeof *ptrs);
+    struct kv_vec *scratch = calloc(n ? n : 1, sizeof *scratch);
     uint8_t *cursor = NULL;
+    enum kv_status st = KV_OK;
     if (!items || !ptrs || !scratch) {
-        kv_conn_reply_status(r->conn, r->msg->id, KV_NOMEM, "out of memory in scan");
+        kv_conn_reply_status(r->conn, r->id, KV_NOMEM, "out of memory in scan");
+        st = KV_NOMEM;
         goto out;
     }
-    for (size_t i = 0; i < r->n_ents; i++) {
-        const struct scan_ent *e = &r->ents[i];
+    for (size_t i = 0; i < n; i++) {
+        const struct kv_cluster_item *e = &res->items[i];
         kv__scan_item__init(&items[i]);
-        items[i].key.data = r->arena.ptr + e->koff;
-        items[i].key.len = e->klen;
+        items[i].key.data = (uint8_t *)e->key.ptr;
+        items[i].key.len = e->key.len;
         struct kv_slice wire;
         bool lz4 = false;
-        struct kv_slice raw = kv_slice_of(r->arena.ptr + e->voff, e->vlen);
-        if (kv_codec_value_pack(raw, s->cfg.compress_threshold, &scratch[i], &wire, &lz4,
+        if (kv_codec_value_pack(e->value, s->cfg.compress_threshold, &scratch[i], &wire, &lz4,
                                 NULL) != KV_OK)
-            wire = raw, lz4 = false;
+            wire = e->value, lz4 = false;
         items[i].value.data = (uint8_t *)wire.ptr;
         items[i].value.len = wire.len;
         items[i].lz4 = lz4;
-        items[i].raw_len = lz4 ? (uint32_t)e->vlen : 0;
+        items[i].raw_len = lz4 ? (uint32_t)e->value.len : 0;
         ptrs[i] = &items[i];
     }
     Kv__Response resp = KV__RESPONSE__INIT;
     Kv__ScanResponse sr = KV__SCAN_RESPONSE__INIT;
-    sr.n_items = r->n_ents;
+    sr.n_items = n;
     sr.items = ptrs;
-    if (r->more && r->n_ents) {
-        const struct scan_ent *last = &r->ents[r->n_ents - 1];
-        cursor = malloc(last->klen + 1);
+    if (more) {
+        struct kv_slice last = res->items[n - 1].key;
+        cursor = malloc(last.len + 1);
         if (!cursor) {
-            kv_conn_reply_status(r->conn, r->msg->id, KV_NOMEM, "out of memory in scan");
+            kv_conn_reply_status(r->conn, r->id, KV_NOMEM, "out of memory in scan");
+            st = KV_NOMEM;
             goto out;
         }
         cursor[0] = CURSOR_TAG;
-        memcpy(cursor + 1, r->arena.ptr + last->koff, last->klen);
+        memcpy(cursor + 1, last.ptr, last.len);
         sr.cursor.data = cursor;
-        sr.cursor.len = last->klen + 1;
+        sr.cursor.len = last.len + 1;
     }
-    resp.id = r->msg->id;
+    resp.id = r->id;
+    resp.acks = res->acks;
+    resp.required = res->required;
+    resp.alive = res->alive;
     resp.result_case = KV__RESPONSE__RESULT_SCAN;
     resp.scan = &sr;
     kv_conn_reply(r->conn, &resp);
 out:
     if (scratch)
-        for (size_t i = 0; i < r->n_ents; i++)
+        for (size_t i = 0; i < n; i++)
             kv_vec_free(&scratch[i]);
     free(scratch);
     free(items);
     free(ptrs);
     free(cursor);
+    finish(r, st);
 }
 
 static bool scan_ok(struct kv_conn *c, Kv__Request *msg)
@@ -401,52 +382,55 @@ static bool scan_ok(struct kv_conn *c, Kv__Request *msg)
 static void handle_scan(struct kv_conn *c, Kv__Request *msg, uint64_t t0)
 {
     struct kv_server *s = kv_conn_server(c);
-    if (!scan_ok(c, msg)) {
-        finish(c, KV_OP_SCAN, t0, KV_INVALID);
-        kv__request__free_unpacked(msg, NULL);
+    int level = -1;
+    if (!scan_ok(c, msg) || (level = level_of(c, msg)) < 0) {
+        kv_metrics_record(&s->metrics, KV_OP_SCAN,
+                          level > 0 ? (unsigned)level : s->cfg.default_consistency, KV_INVALID,
+                          kv_clock_mono_ns() - t0);
         return;
     }
+    Kv__ScanRequest *q = msg->scan;
+    struct kv_slice start = kv_slice_of(q->start.data, q->start.len);
+    struct kv_slice end = kv_slice_of(q->end.data, q->end.len);
+    struct kv_slice after = {0};
+    if (q->cursor.len) {
+        /* The cursor is the last key returned: resume strictly after it, but never before
+         * the requested start. */
+        struct kv_slice ck = kv_slice_of(q->cursor.data + 1, q->cursor.len - 1);
+        if (kv_slice_cmp(ck, start) >= 0)
+            after = ck;
+    }
     struct kv_req *r = req_new(c, msg, KV_OP_SCAN, t0);
-    if (!r || uv_queue_work(s->loop, &r->work, scan_work, after_work) != 0) {
-        kv_conn_reply_status(c, msg->id, KV_NOMEM, "cannot queue scan");
-        if (r)
-            req_free(r);
-        else
-            kv__request__free_unpacked(msg, NULL);
+    if (!r) {
+        kv_conn_reply_status(c, msg->id, KV_NOMEM, "out of memory");
+        return;
     }
+    kv_cluster_scan(s->cluster, start, end, after, q->limit, q->keys_only, (enum kv_level)level,
+                    msg->timeout_ms, scan_done, r);
 }
 
-/* --- entry points ---------------------------------------------------------------------- */
+/* --- cluster status and peer messages --------------------------------------------------- */
 
-void kv_req_complete(struct kv_req *r)
+static void handle_cluster_status(struct kv_conn *c, Kv__Request *msg)
 {
-    if (!kv_conn_is_closing(r->conn)) {
-        switch (r->op) {
-        case KV_OP_GET:
-            reply_get(r->conn, r->msg->id, r->st, &r->item, &r->err);
-            break;
-        case KV_OP_PUT:
-        case KV_OP_DELETE:
-            reply_write(r);
-            break;
-        case KV_OP_SCAN:
-            reply_scan(r);
-            break;
-        case KV_OP_COUNT:
-            break;
-        }
+    struct kv_server *s = kv_conn_server(c);
+    Kv__ClusterStatus cs = KV__CLUSTER_STATUS__INIT;
+    struct kv_err err = {0};
+    kv_metrics_add(&s->metrics.cluster_status_reqs, 1);
+    enum kv_status st = kv_cluster_status(s->cluster, &cs, &err);
+    if (st != KV_OK) {
+        kv_conn_reply_status(c, msg->id, st, err.msg[0] ? err.msg : kv_status_str(st));
+        return;
     }
-    finish(r->conn, r->op, r->start_ns, r->st);
-    req_free(r);
+    Kv__Response resp = KV__RESPONSE__INIT;
+    resp.id = msg->id;
+    resp.result_case = KV__RESPONSE__RESULT_CLUSTER_STATUS;
+    resp.cluster_status = &cs;
+    kv_conn_reply(c, &resp);
+    kv_cluster_status_free(&cs);
 }
 
-static void after_work(uv_work_t *w, int status)
-{
-    struct kv_req *r = w->data;
-    if (status == UV_ECANCELED)
-        r->st = kv_err_set(&r->err, KV_SHUTDOWN, "server shutting down");
-    kv_req_complete(r);
-}
+/* --- entry point ----------------------------------------------------------------------- */
 
 void kv_handle_frame(struct kv_conn *c, struct kv_slice payload)
 {
@@ -466,7 +450,16 @@ void kv_handle_frame(struct kv_conn *c, struct kv_slice payload)
             kv__request__free_unpacked(msg, NULL);
         return;
     }
-    if (s->stopping) {
+    if (msg->op_case == KV__REQUEST__OP_PEER) {
+        /* Node-to-node traffic: never answered; replies travel on our own connection. */
+        kv_conn_mark_peer(c);
+        kv_metrics_add(&s->metrics.peer_msgs_in, 1);
+        if (s->cluster)
+            kv_cluster_on_message(s->cluster, msg->peer);
+        kv__request__free_unpacked(msg, NULL);
+        return;
+    }
+    if (s->stopping || !s->cluster) {
         kv_conn_reply_status(c, msg->id, KV_SHUTDOWN, "server shutting down");
         kv__request__free_unpacked(msg, NULL);
         return;
@@ -482,36 +475,11 @@ void kv_handle_frame(struct kv_conn *c, struct kv_slice payload)
     case KV__REQUEST__OP_SCAN:
         handle_scan(c, msg, t0);
         break;
+    case KV__REQUEST__OP_CLUSTER_STATUS:
+        handle_cluster_status(c, msg);
+        break;
     default:
         kv_conn_reply_status(c, msg->id, KV_INVALID, "unknown request type");
-        kv__request__free_unpacked(msg, NULL);
     }
-}
-
-/* The commit thread's side of the done queue: append, then wake the loop. uv_async_send
- * coalesces wake-ups, so the loop drains the whole queue each time. */
-void kv_server_post_done(struct kv_server *s, struct kv_req *r)
-{
-    r->next = NULL;
-    pthread_mutex_lock(&s->done_mu);
-    if (s->done_tail)
-        s->done_tail->next = r;
-    else
-        s->done_head = r;
-    s->done_tail = r;
-    pthread_mutex_unlock(&s->done_mu);
-    uv_async_send(&s->done_async);
-}
-
-void kv_handler_drain_done(struct kv_server *s)
-{
-    pthread_mutex_lock(&s->done_mu);
-    struct kv_req *r = s->done_head;
-    s->done_head = s->done_tail = NULL;
-    pthread_mutex_unlock(&s->done_mu);
-    while (r) {
-        struct kv_req *next = r->next;
-        kv_req_complete(r);
-        r = next;
-    }
+    kv__request__free_unpacked(msg, NULL);
 }

@@ -1,4 +1,5 @@
-/* server/http.c -- /health and /metrics over libmicrohttpd. */
+/* server/http.c -- /health and /metrics over libmicrohttpd (its own thread: it reads
+ * atomics, thread-safe store calls and the loop-rendered cluster text, nothing else). */
 #include "server/http.h"
 #include <microhttpd.h>
 #include <stdio.h>
@@ -66,9 +67,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (strcmp(url, "/health") == 0) {
         bool ok = atomic_load(&h->srv->healthy);
-        char line[128];
-        int n = snprintf(line, sizeof line, "{\"status\":\"%s\",\"node_id\":%u}\n",
-                         ok ? "ok" : "stopping", h->srv->cfg.node_id);
+        char line[192];
+        int n = snprintf(line, sizeof line,
+                         "{\"status\":\"%s\",\"node_id\":%u,\"generation\":%llu}\n",
+                         ok ? "ok" : "stopping", h->srv->cfg.node_id,
+                         (unsigned long long)h->srv->generation);
         kv_vec_append(&body, line, (size_t)n);
         return respond(conn, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
                        "application/json", &body);
@@ -79,6 +82,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         }
         render_store(h->srv, &body);
+        /* Rendered on the loop thread (server.c (4)): the cluster is not thread-safe. */
+        pthread_mutex_lock(&h->srv->text_mu);
+        if (h->srv->cluster_text.len)
+            kv_vec_append(&body, h->srv->cluster_text.ptr, h->srv->cluster_text.len);
+        pthread_mutex_unlock(&h->srv->text_mu);
         return respond(conn, MHD_HTTP_OK, "text/plain; version=0.0.4", &body);
     }
     kv_vec_append(&body, "not found; try /health or /metrics\n", 35);

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include "server/config.h"
 
 static const double g_bounds[KV_HIST_BUCKETS] = {
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
@@ -17,15 +18,8 @@ const char *kv_op_name(enum kv_op op)
 
 void kv_metrics_init(struct kv_metrics *m) { memset(m, 0, sizeof *m); }
 
-void kv_metrics_record(struct kv_metrics *m, enum kv_op op, enum kv_status s, uint64_t ns)
+static void hist_add(struct kv_hist *h, uint64_t ns)
 {
-    if ((unsigned)op >= KV_OP_COUNT)
-        return;
-    unsigned idx = (unsigned)(-(int)s);
-    if (idx >= KV_METRIC_STATUSES)
-        idx = (unsigned)(-(int)KV_INTERNAL);
-    kv_metrics_add(&m->requests[op][idx], 1);
-    struct kv_hist *h = &m->latency[op];
     double sec = (double)ns / 1e9;
     int b = 0;
     while (b < KV_HIST_BUCKETS && sec > g_bounds[b])
@@ -33,6 +27,20 @@ void kv_metrics_record(struct kv_metrics *m, enum kv_op op, enum kv_status s, ui
     kv_metrics_add(&h->buckets[b], 1);
     kv_metrics_add(&h->count, 1);
     kv_metrics_add(&h->sum_ns, ns);
+}
+
+void kv_metrics_record(struct kv_metrics *m, enum kv_op op, unsigned level, enum kv_status s,
+                       uint64_t ns)
+{
+    if ((unsigned)op >= KV_OP_COUNT)
+        return;
+    unsigned idx = (unsigned)(-(int)s);
+    if (idx >= KV_METRIC_STATUSES)
+        idx = (unsigned)(-(int)KV_INTERNAL);
+    kv_metrics_add(&m->requests[op][idx], 1);
+    hist_add(&m->latency[op], ns);
+    if (level < KV_METRIC_LEVELS)
+        hist_add(&m->latency_level[op][level], ns);
 }
 
 static int emit(struct kv_vec *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -89,6 +97,30 @@ int kv_metrics_render(struct kv_metrics *m, struct kv_vec *out)
         rc |= emit(out, "kvd_request_duration_seconds_count{op=\"%s\"} %llu\n", name,
                    (unsigned long long)cum);
     }
+    rc |= emit(out, "# HELP kvd_request_level_duration_seconds Request latency on this node, "
+                    "by operation and consistency level (levels used so far).\n"
+                    "# TYPE kvd_request_level_duration_seconds histogram\n");
+    for (int op = 0; op < KV_OP_COUNT; op++)
+        for (unsigned l = 0; l < KV_METRIC_LEVELS; l++) {
+            struct kv_hist *h = &m->latency_level[op][l];
+            if (!ld(&h->count))
+                continue;
+            const char *name = kv_op_name((enum kv_op)op), *lv = kv_config_level_name(l);
+            uint64_t cum = 0;
+            for (int b = 0; b < KV_HIST_BUCKETS; b++) {
+                cum += ld(&h->buckets[b]);
+                rc |= emit(out, "kvd_request_level_duration_seconds_bucket{op=\"%s\","
+                                "level=\"%s\",le=\"%g\"} %llu\n",
+                           name, lv, g_bounds[b], (unsigned long long)cum);
+            }
+            cum += ld(&h->buckets[KV_HIST_BUCKETS]);
+            rc |= emit(out, "kvd_request_level_duration_seconds_bucket{op=\"%s\",level=\"%s\","
+                            "le=\"+Inf\"} %llu\n", name, lv, (unsigned long long)cum);
+            rc |= emit(out, "kvd_request_level_duration_seconds_sum{op=\"%s\",level=\"%s\"} "
+                            "%.9f\n", name, lv, (double)ld(&h->sum_ns) / 1e9);
+            rc |= emit(out, "kvd_request_level_duration_seconds_count{op=\"%s\",level=\"%s\"} "
+                            "%llu\n", name, lv, (unsigned long long)cum);
+        }
     rc |= render_counter(out, "kvd_connections_open", "Client connections open now.", "gauge",
                          &m->conns_open);
     rc |= render_counter(out, "kvd_connections_total", "Client connections accepted.", "counter",
@@ -105,11 +137,23 @@ int kv_metrics_render(struct kv_metrics *m, struct kv_vec *out)
     rc |= render_counter(out, "kvd_requests_invalid_total",
                          "Requests refused before reaching an operation.", "counter",
                          &m->requests_invalid);
-    rc |= render_counter(out, "kvd_reads_inline_total",
-                         "Point reads answered from memory on the event loop.", "counter",
-                         &m->reads_inline);
-    rc |= render_counter(out, "kvd_reads_offloaded_total",
-                         "Point reads sent to a storage thread.", "counter", &m->reads_offloaded);
+    rc |= render_counter(out, "kvd_peer_messages_received_total",
+                         "Node-to-node messages received from other nodes.", "counter",
+                         &m->peer_msgs_in);
+    rc |= render_counter(out, "kvd_peer_messages_self_total",
+                         "Node-to-node messages this node sent to itself (delivered locally).",
+                         "counter", &m->self_msgs);
+    rc |= render_counter(out, "kvd_io_runs_total",
+                         "Cluster storage work (replica reads, scans, hints) run off the loop.",
+                         "counter", &m->io_runs);
+    rc |= render_counter(out, "kvd_io_writes_total",
+                         "Record batches the cluster layer wrote to the local store.", "counter",
+                         &m->io_writes);
+    rc |= render_counter(out, "kvd_io_pending", "Cluster storage work not completed yet.",
+                         "gauge", &m->io_pending);
+    rc |= render_counter(out, "kvd_cluster_status_requests_total",
+                         "cluster_status requests answered (kvctl status, client ring refresh).",
+                         "counter", &m->cluster_status_reqs);
     rc |= render_counter(out, "kvd_connection_pauses_total",
                          "Times a connection stopped being read because its output was full.",
                          "counter", &m->conns_paused);

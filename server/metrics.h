@@ -17,6 +17,8 @@ const char *kv_op_name(enum kv_op op);
 #define KV_HIST_BUCKETS 18
 /* Status classes counted per operation: the wire statuses that clients act on. */
 #define KV_METRIC_STATUSES 14
+/* Consistency levels a latency is recorded under (Kv__Consistency values). */
+#define KV_METRIC_LEVELS 10
 
 struct kv_hist {
     _Atomic uint64_t buckets[KV_HIST_BUCKETS + 1];   /* last: above the largest bound */
@@ -26,6 +28,7 @@ struct kv_hist {
 
 struct kv_metrics {
     struct kv_hist latency[KV_OP_COUNT];
+    struct kv_hist latency_level[KV_OP_COUNT][KV_METRIC_LEVELS];  /* resolved level */
     _Atomic uint64_t requests[KV_OP_COUNT][KV_METRIC_STATUSES];  /* index: -status */
     _Atomic uint64_t conns_open;
     _Atomic uint64_t conns_total;
@@ -34,14 +37,21 @@ struct kv_metrics {
     _Atomic uint64_t frames_malformed;   /* checksum or protobuf failures */
     _Atomic uint64_t frames_too_large;
     _Atomic uint64_t requests_invalid;   /* decoded, but refused before reaching an operation */
-    _Atomic uint64_t reads_inline;       /* answered from cache on the loop thread */
-    _Atomic uint64_t reads_offloaded;    /* sent to a storage thread */
+    _Atomic uint64_t peer_msgs_in;       /* PeerMessages received from other nodes */
+    _Atomic uint64_t self_msgs;          /* PeerMessages the node sent to itself */
+    _Atomic uint64_t io_runs;            /* cluster work run on storage threads */
+    _Atomic uint64_t io_writes;          /* cluster record batches written */
+    _Atomic uint64_t io_pending;         /* of both, not completed yet */
+    _Atomic uint64_t cluster_status_reqs;
     _Atomic uint64_t conns_paused;       /* times a connection stopped reading (output full) */
     _Atomic uint64_t inflight;
 };
 
 void kv_metrics_init(struct kv_metrics *m);
-void kv_metrics_record(struct kv_metrics *m, enum kv_op op, enum kv_status s, uint64_t ns);
+/* Counts a request of op answered with s after ns; level (a Kv__Consistency value, already
+ * resolved from DEFAULT) also files the latency under that level. */
+void kv_metrics_record(struct kv_metrics *m, enum kv_op op, unsigned level, enum kv_status s,
+                       uint64_t ns);
 static inline void kv_metrics_add(_Atomic uint64_t *c, uint64_t n)
 {
     atomic_fetch_add_explicit(c, n, memory_order_relaxed);

@@ -2,19 +2,169 @@
  *
  * (1) The store is opened before any socket is bound and closed only after the loop has
  *     ended, so no request can reach a closed store.
- * (2) Shutdown order: stop accepting and reading; wait (bounded) until no request is in
- *     flight and all output is written; close connections, handles and the HTTP thread. */
+ * (2) The generation is max(stored + 1, now in seconds), written with a WAL sync to
+ *     KV_CF_META before the cluster is created, so every start of a node gossips a
+ *     generation larger than any earlier start's, even after kill -9 or a clock step back.
+ * (3) Shutdown order: stop accepting and reading clients (peers stay readable, so replica
+ *     answers for requests in flight still arrive); wait (bounded by shutdown_timeout_ms)
+ *     until no client request is in flight and all output is written; stop reading peers;
+ *     wait until the io has no completion outstanding; free the cluster (which fails what
+ *     is left with SHUTDOWN); close connections, peers and handles; the loop then ends.
+ * (4) The HTTP thread never touches the cluster: the loop renders the cluster's metrics
+ *     into cluster_text (under text_mu) every STATS_INTERVAL_MS. */
 #include "server/server.h"
 #include <stdlib.h>
 #include <string.h>
+#include "cluster/cluster.h"
 #include "common/addr.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "server/cluster_io.h"
 #include "server/http.h"
+#include "server/peer.h"
 
-static void on_done_async(uv_async_t *a) { kv_handler_drain_done(a->data); }
+#define STATS_INTERVAL_MS 200u
+#define GENERATION_KEY "generation"
 
-static void on_flush_check(uv_check_t *h) { kv_conn_flush_all(h->data); }
+/* --- the done queue --------------------------------------------------------------------- */
+
+/* Other threads append, then wake the loop. uv_async_send coalesces wake-ups, so the loop
+ * drains the whole queue each time. */
+void kv_server_post_done(struct kv_server *s, struct kv_done *d)
+{
+    d->next = NULL;
+    pthread_mutex_lock(&s->done_mu);
+    if (s->done_tail)
+        s->done_tail->next = d;
+    else
+        s->done_head = d;
+    s->done_tail = d;
+    pthread_mutex_unlock(&s->done_mu);
+    uv_async_send(&s->done_async);
+}
+
+void kv_server_drain_done(struct kv_server *s)
+{
+    pthread_mutex_lock(&s->done_mu);
+    struct kv_done *d = s->done_head;
+    s->done_head = s->done_tail = NULL;
+    pthread_mutex_unlock(&s->done_mu);
+    while (d) {
+        struct kv_done *next = d->next;
+        d->fn(d);
+        d = next;
+    }
+}
+
+static void on_done_async(uv_async_t *a) { kv_server_drain_done(a->data); }
+
+/* Output is batched per loop phase: what poll-phase callbacks (reads, storage
+ * completions) produced goes out in the check phase; what timers and self-delivered
+ * messages (idle) produced goes out in the prepare phase, right before the loop blocks
+ * in poll -- without it such an answer would wait for the next unrelated wake-up. */
+static void flush_output(struct kv_server *s)
+{
+    kv_conn_flush_all(s);
+    if (s->peers)
+        kv_peers_flush(s->peers);
+}
+
+static void on_flush_check(uv_check_t *h) { flush_output(h->data); }
+
+static void on_flush_prepare(uv_prepare_t *h) { flush_output(h->data); }
+
+/* --- cluster metrics ------------------------------------------------------------------------ */
+
+static void emit(struct kv_vec *out, const char *name, const char *type, const char *help,
+                 uint64_t v)
+{
+    char line[512];
+    int n = snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help,
+                     name, type, name, (unsigned long long)v);
+    if (n > 0 && (size_t)n < sizeof line)
+        kv_vec_append(out, line, (size_t)n);
+}
+
+static void render_cluster(struct kv_server *s, struct kv_vec *out)
+{
+    struct kv_cluster_stats st;
+    memset(&st, 0, sizeof st);
+    kv_cluster_get_stats(s->cluster, &st);
+    emit(out, "kvd_cluster_generation", "gauge", "This start's generation.", s->generation);
+    emit(out, "kvd_cluster_hints_pending", "gauge", "Hints held for down replicas.",
+         st.hints_pending);
+    emit(out, "kvd_cluster_hints_stored_total", "counter", "Hints stored.", st.hints_stored);
+    emit(out, "kvd_cluster_hints_replayed_total", "counter", "Hints replayed to their replica.",
+         st.hints_replayed);
+    emit(out, "kvd_cluster_hints_dropped_total", "counter",
+         "Hints dropped (over count, size or age limits).", st.hints_dropped);
+    emit(out, "kvd_cluster_read_repairs_total", "counter", "Stale replicas repaired by reads.",
+         st.read_repairs);
+    emit(out, "kvd_cluster_replica_timeouts_total", "counter",
+         "Replica requests that got no answer in time.", st.replica_timeouts);
+    emit(out, "kvd_cluster_unavailable_total", "counter",
+         "Requests refused UNAVAILABLE (too few live replicas; nothing sent).", st.unavailable);
+    emit(out, "kvd_cluster_timeouts_total", "counter",
+         "Requests answered TIMEOUT (outcome unknown).", st.timeouts);
+    emit(out, "kvd_cluster_messages_malformed_total", "counter",
+         "Peer messages dropped for breaking the protocol.", st.messages_malformed);
+
+    Kv__ClusterStatus cs = KV__CLUSTER_STATUS__INIT;
+    if (kv_cluster_status(s->cluster, &cs, NULL) == KV_OK) {
+        uint64_t up = 0, down = 0;
+        char line[512];
+        int n;
+        struct kv_vec nodes = {0};
+        for (size_t i = 0; i < cs.n_nodes; i++) {
+            const Kv__NodeView *v = cs.nodes[i];
+            v->up ? up++ : down++;
+            if (!v->state)
+                continue;
+            n = snprintf(line, sizeof line,
+                         "kvd_cluster_node_up{node=\"%u\",addr=\"%s\",region=\"%s\","
+                         "rack=\"%s\"} %d\nkvd_cluster_node_phi{node=\"%u\"} %.3f\n"
+                         "kvd_cluster_node_generation{node=\"%u\"} %llu\n",
+                         v->state->id, v->state->addr ? v->state->addr : "",
+                         v->state->region ? v->state->region : "",
+                         v->state->rack ? v->state->rack : "", v->up ? 1 : 0, v->state->id,
+                         v->phi, v->state->id, (unsigned long long)v->state->generation);
+            if (n > 0 && (size_t)n < sizeof line)
+                kv_vec_append(&nodes, line, (size_t)n);
+        }
+        n = snprintf(line, sizeof line,
+                     "# HELP kvd_cluster_nodes Nodes in this node's view, by liveness.\n"
+                     "# TYPE kvd_cluster_nodes gauge\nkvd_cluster_nodes{state=\"up\"} %llu\n"
+                     "kvd_cluster_nodes{state=\"down\"} %llu\n"
+                     "# HELP kvd_cluster_node_up 1 while the failure detector sees the node up.\n"
+                     "# TYPE kvd_cluster_node_up gauge\n",
+                     (unsigned long long)up, (unsigned long long)down);
+        if (n > 0 && (size_t)n < sizeof line)
+            kv_vec_append(out, line, (size_t)n);
+        if (nodes.len)
+            kv_vec_append(out, nodes.ptr, nodes.len);
+        kv_vec_free(&nodes);
+        emit(out, "kvd_cluster_ranges", "gauge", "Ranges of the ring as this node sees it.",
+             cs.n_ranges);
+        kv_cluster_status_free(&cs);
+    }
+    kv_peers_render(s->peers, out);
+}
+
+static void refresh_cluster_text(struct kv_server *s)
+{
+    struct kv_vec text = {0};
+    if (s->cluster)
+        render_cluster(s, &text);
+    pthread_mutex_lock(&s->text_mu);
+    struct kv_vec old = s->cluster_text;
+    s->cluster_text = text;
+    pthread_mutex_unlock(&s->text_mu);
+    kv_vec_free(&old);
+}
+
+static void on_stats_timer(uv_timer_t *t) { refresh_cluster_text(t->data); }
+
+/* --- shutdown ------------------------------------------------------------------------------- */
 
 static void on_connection(uv_stream_t *l, int status)
 {
@@ -37,31 +187,45 @@ static void close_handles(struct kv_server *s)
     uv_close((uv_handle_t *)&s->sigterm, NULL);
     uv_close((uv_handle_t *)&s->sigint, NULL);
     uv_close((uv_handle_t *)&s->flush_check, NULL);
+    uv_close((uv_handle_t *)&s->flush_prepare, NULL);
     uv_close((uv_handle_t *)&s->stop_timer, NULL);
+    uv_close((uv_handle_t *)&s->stats_timer, NULL);
     uv_close((uv_handle_t *)&s->done_async, NULL);
+    if (s->peers)
+        kv_peers_close(s->peers);
+    if (s->cio)
+        kv_cio_close(s->cio);
 }
 
 static void on_stop_timer(uv_timer_t *t)
 {
     struct kv_server *s = t->data;
-    kv_handler_drain_done(s);
+    kv_server_drain_done(s);
     kv_conn_flush_all(s);
     uint64_t inflight = atomic_load(&s->metrics.inflight);
     bool drained = inflight == 0 && kv_conn_all_flushed(s);
     if (!drained && kv_clock_mono_ns() < s->stop_deadline_ns)
         return;
-    if (!drained)
-        KV_WARN("shutdown: %llu requests still in flight after %u ms; closing anyway",
+    if (!drained && !s->stop_warned) {
+        KV_WARN("shutdown: %llu requests still in flight after %u ms; failing them",
                 (unsigned long long)inflight, s->cfg.shutdown_timeout_ms);
+        s->stop_warned = true;
+    }
+    if (s->peers_reading) {
+        /* Clients are answered: nothing more may start storage work. */
+        s->peers_reading = false;
+        kv_conn_stop_reading_all(s, true);
+    }
+    if (s->cluster) {
+        if (kv_cio_pending(s->cio) > 0)
+            return;   /* a done callback must never reach a freed cluster */
+        kv_cluster_free(s->cluster);
+        s->cluster = NULL;
+        kv_conn_flush_all(s);
+    }
     uv_timer_stop(t);
     kv_conn_close_all(s);
-    if (inflight == 0) {
-        close_handles(s);
-        return;
-    }
-    /* Storage threads still hold requests: keep the async handle until they return. */
-    uv_timer_start(t, on_stop_timer, 10, 10);
-    s->stop_deadline_ns = UINT64_MAX;
+    close_handles(s);
 }
 
 void kv_server_stop(struct kv_server *s)
@@ -69,12 +233,15 @@ void kv_server_stop(struct kv_server *s)
     if (s->stopping)
         return;
     s->stopping = true;
+    s->peers_reading = true;
     atomic_store(&s->healthy, 0);
     uv_close((uv_handle_t *)&s->listener, NULL);
-    kv_conn_stop_reading_all(s);
+    kv_conn_stop_reading_all(s, false);
     s->stop_deadline_ns = kv_clock_mono_ns() + (uint64_t)s->cfg.shutdown_timeout_ms * 1000000u;
     uv_timer_start(&s->stop_timer, on_stop_timer, 0, 5);
 }
+
+/* --- start-up ------------------------------------------------------------------------------- */
 
 static enum kv_status listen_on(struct kv_server *s, struct kv_err *err)
 {
@@ -96,6 +263,79 @@ static enum kv_status listen_on(struct kv_server *s, struct kv_err *err)
     return KV_OK;
 }
 
+/* (2): read, bump, write synced. */
+static enum kv_status bump_generation(struct kv_server *s, struct kv_err *err)
+{
+    struct kv_slice key = kv_slice_str(GENERATION_KEY);
+    struct kv_buf v = {0};
+    uint64_t stored = 0;
+    enum kv_status st = kv_store_raw_get(s->store, KV_CF_META, key, &v, err);
+    if (st == KV_OK) {
+        if (v.len == 8) {
+            const uint8_t *p = v.ptr;
+            for (int i = 0; i < 8; i++)
+                stored = stored << 8 | p[i];
+        } else {
+            KV_WARN("stored generation has %zu bytes, not 8: ignoring it", v.len);
+        }
+        kv_buf_free(&v);
+    } else if (st != KV_NOT_FOUND) {
+        return st;
+    }
+    uint64_t now_s = kv_clock_now_ms() / 1000;
+    s->generation = stored + 1 > now_s ? stored + 1 : now_s;
+    uint8_t enc[8];
+    for (int i = 0; i < 8; i++)
+        enc[i] = (uint8_t)(s->generation >> (56 - 8 * i));
+    return kv_store_raw_put(s->store, KV_CF_META, key, kv_slice_of(enc, 8), true, err);
+}
+
+static enum kv_status cluster_create(struct kv_server *s, struct kv_err *err)
+{
+    const struct kv_config *cfg = &s->cfg;
+    struct kv_cluster_opts o;
+    kv_cluster_opts_default(&o);
+    o.node_id = cfg->node_id;
+    o.addr = kv_config_advertise(cfg);
+    o.http = strcmp(cfg->http, "off") == 0 ? "" : cfg->http;
+    o.region = cfg->region;
+    o.rack = cfg->rack;
+    o.generation = s->generation;
+    o.rf = cfg->replication_factor;
+    o.default_level = (enum kv_level)cfg->default_consistency;
+    o.default_timeout_ms = cfg->default_timeout_ms;
+    o.gossip_interval_ms = cfg->gossip_interval_ms;
+    o.phi_threshold = cfg->phi_threshold;
+    o.max_hints_per_node = cfg->hint_max_per_node;
+    o.max_hint_bytes = cfg->hint_max_bytes;
+    o.max_hint_age_ms = cfg->hint_max_age_s * 1000;
+    o.scan_default_limit = cfg->scan_default_limit;
+    o.max_value = cfg->max_value;
+
+    static uint8_t tok_buf[sizeof cfg->tokens];
+    static struct kv_slice toks[KV_CONFIG_MAX_TOKENS];
+    size_t n_toks = 0;
+    enum kv_status st = kv_config_tokens(cfg->tokens, tok_buf, toks, &n_toks, err);
+    if (st != KV_OK)
+        return st;
+    if (n_toks) {
+        o.tokens = toks;
+        o.n_tokens = n_toks;
+    } else {
+        o.tokens = NULL;
+        o.n_tokens = cfg->num_tokens;
+    }
+    char seed_buf[sizeof cfg->seeds];
+    const char *seeds[65];
+    size_t n_seeds = 0;
+    st = kv_config_seeds(cfg->seeds, seed_buf, seeds, 64, &n_seeds, err);
+    if (st != KV_OK)
+        return st;
+    o.seeds = n_seeds ? seeds : NULL;
+    /* Everything in o is copied by kv_cluster_new. */
+    return kv_cluster_new(&o, kv_cio_vtab(s->cio), s->store, &s->hlc, &s->cluster, err);
+}
+
 enum kv_status kv_server_init(struct kv_server *s, const struct kv_config *cfg,
                               struct kv_err *err)
 {
@@ -104,6 +344,7 @@ enum kv_status kv_server_init(struct kv_server *s, const struct kv_config *cfg,
     kv_hlc_init(&s->hlc);
     kv_metrics_init(&s->metrics);
     pthread_mutex_init(&s->done_mu, NULL);
+    pthread_mutex_init(&s->text_mu, NULL);
 
     struct kv_store_opts so;
     kv_store_opts_default(&so);
@@ -115,6 +356,12 @@ enum kv_status kv_server_init(struct kv_server *s, const struct kv_config *cfg,
     enum kv_status st = kv_store_open(&so, &s->store, err);
     if (st != KV_OK)
         return st;
+    st = bump_generation(s, err);
+    if (st != KV_OK) {
+        kv_store_close(s->store);
+        s->store = NULL;
+        return st;
+    }
 
     s->loop = malloc(sizeof *s->loop);
     if (!s->loop || uv_loop_init(s->loop) != 0) {
@@ -129,8 +376,13 @@ enum kv_status kv_server_init(struct kv_server *s, const struct kv_config *cfg,
     uv_check_init(s->loop, &s->flush_check);
     s->flush_check.data = s;
     uv_check_start(&s->flush_check, on_flush_check);
+    uv_prepare_init(s->loop, &s->flush_prepare);
+    s->flush_prepare.data = s;
+    uv_prepare_start(&s->flush_prepare, on_flush_prepare);
     uv_timer_init(s->loop, &s->stop_timer);
     s->stop_timer.data = s;
+    uv_timer_init(s->loop, &s->stats_timer);
+    s->stats_timer.data = s;
     uv_signal_init(s->loop, &s->sigterm);
     s->sigterm.data = s;
     uv_signal_start(&s->sigterm, on_signal, SIGTERM);
@@ -138,18 +390,33 @@ enum kv_status kv_server_init(struct kv_server *s, const struct kv_config *cfg,
     s->sigint.data = s;
     uv_signal_start(&s->sigint, on_signal, SIGINT);
 
-    st = listen_on(s, err);
+    st = kv_cio_new(s, &s->cio, err);
+    if (st == KV_OK)
+        st = kv_peers_new(s, &s->peers, err);
+    if (st == KV_OK)
+        st = cluster_create(s, err);
+    if (st == KV_OK)
+        st = listen_on(s, err);
     if (st == KV_OK && strcmp(cfg->http, "off") != 0 && cfg->http[0])
         st = kv_http_start(s, cfg->http, &s->http, err);
     if (st != KV_OK) {
-        if (!uv_is_closing((uv_handle_t *)&s->listener) && s->listener.loop)
+        if (s->listener.loop && !uv_is_closing((uv_handle_t *)&s->listener))
             uv_close((uv_handle_t *)&s->listener, NULL);
+        kv_cluster_free(s->cluster);   /* nothing started: no io is pending */
+        s->cluster = NULL;
         close_handles(s);
         uv_run(s->loop, UV_RUN_DEFAULT);
         kv_server_destroy(s);
         return st;
     }
+    kv_cluster_start(s->cluster);
+    refresh_cluster_text(s);
+    uv_timer_start(&s->stats_timer, on_stats_timer, STATS_INTERVAL_MS, STATS_INTERVAL_MS);
     atomic_store(&s->healthy, 1);
+    KV_INFO("node %u: generation %llu, advertised as %s, %s%s", cfg->node_id,
+            (unsigned long long)s->generation, kv_config_advertise(cfg),
+            cfg->seeds[0] ? "seeds " : "no seeds (a cluster of one until others join)",
+            cfg->seeds);
     return KV_OK;
 }
 
@@ -159,12 +426,21 @@ void kv_server_destroy(struct kv_server *s)
 {
     kv_http_stop(s->http);
     s->http = NULL;
+    kv_cluster_free(s->cluster);   /* only on paths where no io was ever pending */
+    s->cluster = NULL;
     if (s->loop) {
-        uv_loop_close(s->loop);
+        if (uv_loop_close(s->loop) != 0)
+            KV_WARN("event loop closed with handles still open");
         free(s->loop);
         s->loop = NULL;
     }
+    kv_peers_free(s->peers);
+    s->peers = NULL;
+    kv_cio_free(s->cio);
+    s->cio = NULL;
     kv_store_close(s->store);
     s->store = NULL;
+    kv_vec_free(&s->cluster_text);
     pthread_mutex_destroy(&s->done_mu);
+    pthread_mutex_destroy(&s->text_mu);
 }

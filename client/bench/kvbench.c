@@ -207,7 +207,9 @@ static void *thread_main(void *arg)
     struct thread *t = arg;
     const struct cfg *c = t->cfg;
     unsigned n = c->conns;
-    struct pollfd *pf = calloc(n, sizeof *pf);
+    /* A token-aware client may hold a socket per node: poll them all. */
+    size_t cap = (size_t)n * 8, used;
+    struct pollfd *pf = calloc(cap, sizeof *pf);
     /* Closed loop: fill every slot once; completions refill them (on_done). */
     if (!t->interval_ns) {
         while (t->n_free && !(t->loading && t->load_next >= t->load_end) &&
@@ -227,15 +229,20 @@ static void *thread_main(void *arg)
         if (t->loading && t->load_next < t->load_end)
             while (t->n_free && t->load_next < t->load_end)
                 submit(t, t->free_slots[--t->n_free], now_ns());
+        used = 0;
         for (unsigned i = 0; i < n; i++) {
-            pf[i].fd = kvc_fd(t->cls[i]);
-            pf[i].events = (short)(POLLIN | (kvc_want_write(t->cls[i]) ? POLLOUT : 0));
-            pf[i].revents = 0;
+            size_t want = kvc_fds(t->cls[i], pf + used, cap - used);
+            if (want > cap - used) {
+                cap = (used + want) * 2;
+                pf = realloc(pf, cap * sizeof *pf);
+                want = kvc_fds(t->cls[i], pf + used, cap - used);
+            }
+            used += want;
         }
         int wait_ms = 100;
         if (t->interval_ns && t->next_ns > now)
             wait_ms = (int)((t->next_ns - now) / 1000000u);
-        if (poll(pf, n, wait_ms) < 0 && errno != EINTR)
+        if (poll(pf, used, wait_ms) < 0 && errno != EINTR)
             break;
         for (unsigned i = 0; i < n; i++) {
             struct kvc_err err;

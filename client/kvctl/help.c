@@ -10,11 +10,14 @@ static const char global_help[] =
     "  get KEY           print a value\n"
     "  del KEY           delete a key (deleting a missing key succeeds)\n"
     "  scan              list keys in order, a page at a time or --all\n"
+    "  status            the cluster's nodes as one node sees them\n"
+    "  ring              the key ranges in order, with their replicas\n"
     "  help [COMMAND]    this text, or a command's\n"
     "Run 'kvctl COMMAND --help' for a command's options.\n"
     "\n"
     "Global options (before or after the command):\n"
-    "  -n, --nodes HOST:PORT,...  servers to try in order (default: $KVD_NODES,\n"
+    "  -n, --nodes HOST:PORT,...  servers to try in order; the first that answers\n"
+    "                             coordinates the request (default: $KVD_NODES,\n"
     "                             else 127.0.0.1:7379)\n"
     "  -c, --consistency LEVEL    default one two three quorum all local_one\n"
     "                             local_quorum each_quorum linearizable\n"
@@ -95,6 +98,32 @@ static const char scan_help[] =
     "  kvctl scan --prefix user: --all\n"
     "  kvctl scan --start a --end m --limit 100\n";
 
+static const char status_help[] =
+    "usage: kvctl status [--json]\n"
+    "\n"
+    "Prints every node of the cluster as the node kvctl reaches sees it: id, address,\n"
+    "region, rack, up or down (its failure detector), phi (suspicion; higher is worse),\n"
+    "number of tokens, approximate load, hints it holds for other nodes, status\n"
+    "(normal, joining, leaving) and generation (bumped at every restart).\n"
+    "With --json, one object per node with exact numbers; \"self\" marks the node that\n"
+    "answered.\n"
+    "\n"
+    "Example:\n"
+    "  kvctl --nodes 127.0.0.2:7379 status\n";
+
+static const char ring_help[] =
+    "usage: kvctl ring [--json] [--hex]\n"
+    "\n"
+    "Prints the key ranges in key order, one line each:\n"
+    "  (START, END] -> [2,3,1]\n"
+    "the keys after START up to and including END live on those nodes, in preference\n"
+    "order. An empty START means from the first key, an empty END to the last key.\n"
+    "Keys are escaped as everywhere else (hex with --hex). With --json, one\n"
+    "{\"start\":..,\"end\":..,\"replicas\":[..]} object per range.\n"
+    "\n"
+    "Example:\n"
+    "  kvctl ring\n";
+
 void kvctl_help(FILE *f, const char *cmd)
 {
     const char *text = global_help;
@@ -106,5 +135,9 @@ void kvctl_help(FILE *f, const char *cmd)
         text = del_help;
     else if (cmd && strcmp(cmd, "scan") == 0)
         text = scan_help;
+    else if (cmd && strcmp(cmd, "status") == 0)
+        text = status_help;
+    else if (cmd && strcmp(cmd, "ring") == 0)
+        text = ring_help;
     fputs(text, f);
 }

@@ -66,6 +66,13 @@ void kvctl_print_cursor(const struct kvctl_out *o, const uint8_t *cur, size_t n)
  * stdout. */
 void kvctl_print_error(const struct kvctl_out *o, const char *name, const char *msg);
 
+/* `kvctl status`: a table with a header line (text), or one object per node (JSON). */
+struct kvc_cluster_status;
+void kvctl_print_status(const struct kvctl_out *o, const struct kvc_cluster_status *st);
+/* `kvctl ring`: the ranges sorted by start key, "(start, end] -> [2,3,1]" each (text),
+ * or one {"start","end","replicas"} object per range (JSON). Sorts st->ranges. */
+void kvctl_print_ring(const struct kvctl_out *o, struct kvc_cluster_status *st);
+
 /* --- help.c ----------------------------------------------------------------------------- */
 
 /* Prints the help of cmd (NULL or unknown: the global help) to f. */

@@ -14,10 +14,20 @@
 #include <time.h>
 #include <unistd.h>
 
-static int free_port(void)
+static const char *host_of(const struct kvd_proc *p)
+{
+    return p->host[0] ? p->host : "127.0.0.1";
+}
+
+static int free_port_on(const char *host)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    if (inet_pton(AF_INET, host, &a.sin_addr) != 1) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
     socklen_t len = sizeof a;
     if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
         getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
@@ -29,21 +39,43 @@ static int free_port(void)
     return ntohs(a.sin_port);
 }
 
-static int connect_port(int port)
+static int connect_to(const char *host, int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
         return -1;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (inet_pton(AF_INET, host, &a.sin_addr) != 1 ||
+        connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
         close(fd);
         return -1;
     }
     return fd;
 }
 
-int kvd_connect_raw(const struct kvd_proc *p) { return connect_port(p->port); }
+int kvd_connect_raw(const struct kvd_proc *p) { return connect_to(host_of(p), p->port); }
+
+bool kvd_host_usable(const char *host)
+{
+    int port = free_port_on(host);
+    if (port < 0)
+        return false;
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, host, &a.sin_addr);
+    int one = 1;
+    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    bool ok = l >= 0 && bind(l, (struct sockaddr *)&a, sizeof a) == 0 && listen(l, 1) == 0;
+    if (ok) {
+        int c = connect_to(host, port);
+        ok = c >= 0;
+        if (c >= 0)
+            close(c);
+    }
+    if (l >= 0)
+        close(l);
+    return ok;
+}
 
 static int spawn(struct kvd_proc *p)
 {
@@ -53,12 +85,14 @@ static int spawn(struct kvd_proc *p)
         return -1;
     }
     char listen[64], http[64];
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", p->port);
-    snprintf(http, sizeof http, "127.0.0.1:%d", p->http_port);
-    const char *argv[32] = {bin, "--listen", listen, "--http", http, "--data-dir", p->dir,
-                            "--log-level", "warn"};
+    snprintf(listen, sizeof listen, "%s:%d", host_of(p), p->port);
+    snprintf(http, sizeof http, "%s:%d", host_of(p), p->http_port);
+    const char *level = getenv("KVD_TEST_LOG_LEVEL");   /* e.g. debug, to chase a failure */
+    const char *argv[KVD_MAX_EXTRA + 12] = {bin, "--listen", listen, "--http", http,
+                                            "--data-dir", p->dir, "--log-level",
+                                            level && *level ? level : "warn"};
     int argc = 9;
-    for (int i = 0; i < p->n_extra && argc < 31; i++)
+    for (int i = 0; i < p->n_extra && argc < KVD_MAX_EXTRA + 11; i++)
         argv[argc++] = p->extra[i];
     argv[argc] = NULL;
     pid_t pid = fork();
@@ -70,7 +104,7 @@ static int spawn(struct kvd_proc *p)
     }
     p->pid = pid;
     for (int i = 0; i < 1000; i++) {   /* up to 10 s: sanitizer builds start slowly */
-        int fd = connect_port(p->port);
+        int fd = connect_to(host_of(p), p->port);
         if (fd >= 0) {
             close(fd);
             return 0;
@@ -90,27 +124,66 @@ static int spawn(struct kvd_proc *p)
     return -1;
 }
 
-int kvd_start(struct kvd_proc *p, const char *const *extra)
+void kvd_set_extra(struct kvd_proc *p, const char *const *extra)
+{
+    p->n_extra = 0;
+    for (; extra && *extra && p->n_extra < KVD_MAX_EXTRA; extra++)
+        snprintf(p->extra[p->n_extra++], sizeof p->extra[0], "%s", *extra);
+}
+
+int kvd_start_on(struct kvd_proc *p, const char *host, const char *const *extra)
 {
     memset(p, 0, sizeof *p);
+    snprintf(p->host, sizeof p->host, "%s", host ? host : "127.0.0.1");
     strcpy(p->dir, "/tmp/kvd-test-XXXXXX");
-    if (!mkdtemp(p->dir))
+    if (!mkdtemp(p->dir)) {
+        p->dir[0] = '\0';
         return -1;
-    for (; extra && *extra && p->n_extra < 8; extra++)
-        snprintf(p->extra[p->n_extra++], sizeof p->extra[0], "%s", *extra);
-    p->port = free_port();
-    p->http_port = free_port();
-    snprintf(p->addr, sizeof p->addr, "127.0.0.1:%d", p->port);
+    }
+    kvd_set_extra(p, extra);
+    p->port = free_port_on(p->host);
+    p->http_port = free_port_on(p->host);
+    while (p->http_port == p->port && p->port > 0)
+        p->http_port = free_port_on(p->host);
+    if (p->port < 0 || p->http_port < 0)
+        return -1;
+    snprintf(p->addr, sizeof p->addr, "%s:%d", p->host, p->port);
     return spawn(p);
 }
 
+int kvd_start(struct kvd_proc *p, const char *const *extra)
+{
+    return kvd_start_on(p, NULL, extra);
+}
+
 int kvd_restart(struct kvd_proc *p) { return spawn(p); }
+
+int kvd_move(struct kvd_proc *p)
+{
+    int port = free_port_on(host_of(p));
+    while (port == p->port || port == p->http_port)
+        port = free_port_on(host_of(p));
+    if (port < 0)
+        return -1;
+    p->port = port;
+    snprintf(p->addr, sizeof p->addr, "%s:%d", host_of(p), p->port);
+    return 0;
+}
+
+int kvd_signal(struct kvd_proc *p, int sig)
+{
+    if (p->pid <= 0)
+        return -1;
+    return kill(p->pid, sig);
+}
 
 int kvd_stop(struct kvd_proc *p, int sig)
 {
     if (p->pid <= 0)
         return -1;
     kill(p->pid, sig);
+    if (sig && sig != SIGKILL && sig != SIGSTOP)
+        kill(p->pid, SIGCONT);
     int st = 0;
     while (waitpid(p->pid, &st, 0) < 0 && errno == EINTR) {
     }
@@ -134,11 +207,12 @@ void kvd_cleanup(struct kvd_proc *p)
 int kvd_http_get(const struct kvd_proc *p, const char *path, char **body)
 {
     *body = NULL;
-    int fd = connect_port(p->http_port);
+    int fd = connect_to(host_of(p), p->http_port);
     if (fd < 0)
         return -1;
     char req[256];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path,
+                     host_of(p));
     if (write(fd, req, (size_t)n) != n) {
         close(fd);
         return -1;
@@ -162,4 +236,26 @@ int kvd_http_get(const struct kvd_proc *p, const char *path, char **body)
     *body = strdup(b ? b + 4 : "");
     free(buf);
     return code;
+}
+
+int kvd_metric(const struct kvd_proc *p, const char *series, double *out)
+{
+    char *body = NULL;
+    if (kvd_http_get(p, "/metrics", &body) != 200) {
+        free(body);
+        return -1;
+    }
+    size_t n = strlen(series);
+    int rc = -1;
+    for (char *line = body; line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (strncmp(line, series, n) == 0 && line[n] == ' ') {
+            *out = strtod(line + n + 1, NULL);
+            rc = 0;
+            break;
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    free(body);
+    return rc;
 }

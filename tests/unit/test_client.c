@@ -2,7 +2,9 @@
  *
  * Each test starts a fake server listening on 127.0.0.1 (port 0) whose handler reads
  * request frames and writes whatever responses the test scripts: out of order, late,
- * corrupt, or not at all. The client under test is the real library over real sockets. */
+ * corrupt, or not at all. The client under test is the real library over real sockets.
+ * These tests run the client in plain mode (token_aware off: no cluster_status request
+ * at connect); routing over a fake cluster is in test_client_routing.c. */
 #include <arpa/inet.h>
 #include <check.h>
 #include <netinet/in.h>
@@ -171,6 +173,7 @@ static struct kvc_client *connect_to(const char *addrs)
     kvc_opts_default(&o);
     o.addrs = addrs;
     o.connect_timeout_ms = 1000;
+    o.token_aware = false;
     struct kvc_client *c = NULL;
     struct kvc_err err;
     int rc = kvc_connect(&o, &c, &err);
@@ -417,8 +420,9 @@ START_TEST(test_client_reconnects_to_the_next_address_after_a_connection_breaks)
     struct kvc_client *c = connect_to(addrs);
     struct kvc_value v;
     struct kvc_err err;
-    ck_assert_int_eq(kvc_get(c, "x", 1, &v, NULL, &err), KVC_CONN);
-    ck_assert_ptr_null(v.data);
+    /* A write whose connection breaks is never resent: its outcome is unknown. */
+    ck_assert_int_eq(kvc_put(c, "x", 1, "1", 1, NULL, &err), KVC_CONN);
+    ck_assert_ptr_nonnull(strstr(err.msg, "outcome unknown"));
     ck_assert_int_eq(kvc_get(c, "y", 1, &v, NULL, &err), KVC_OK);
     ck_assert_str_eq((const char *)v.data, "v:y");
     kvc_value_free(&v);
@@ -427,6 +431,51 @@ START_TEST(test_client_reconnects_to_the_next_address_after_a_connection_breaks)
     fake_stop(&b);
     ck_assert_int_eq(a.conns, 1);
     ck_assert_int_eq(b.conns, 1);
+}
+END_TEST
+
+START_TEST(test_client_get_whose_connection_breaks_is_retried_once_on_the_next_address)
+{
+    struct fake a, b;
+    fake_start(&a, h_close_after_read);
+    fake_start(&b, h_echo_get);
+    char addrs[64];
+    snprintf(addrs, sizeof addrs, "127.0.0.1:%d,127.0.0.1:%d", a.port, b.port);
+    struct kvc_client *c = connect_to(addrs);
+    struct kvc_value v;
+    struct kvc_err err;
+    ck_assert_int_eq(kvc_get(c, "x", 1, &v, NULL, &err), KVC_OK);
+    ck_assert_str_eq((const char *)v.data, "v:x");
+    kvc_value_free(&v);
+    kvc_close(c);
+    fake_stop(&a);
+    fake_stop(&b);
+    ck_assert_int_eq(a.conns, 1);
+    ck_assert_int_eq(b.conns, 1);
+}
+END_TEST
+
+START_TEST(test_client_pipelined_get_whose_connection_breaks_is_not_resent)
+{
+    struct fake a, b;
+    fake_start(&a, h_close_after_read);
+    fake_start(&b, h_echo_get);
+    char addrs[64];
+    snprintf(addrs, sizeof addrs, "127.0.0.1:%d,127.0.0.1:%d", a.port, b.port);
+    struct kvc_client *c = connect_to(addrs);
+    struct kvc_op op = {.type = KVC_OP_GET, .key = "x", .key_len = 1};
+    struct kvc_err err;
+    ck_assert_int_eq(kvc_exec(c, &op, 1, &err), KVC_OK);
+    ck_assert_int_eq(op.err.code, KVC_CONN);
+    ck_assert_ptr_nonnull(strstr(op.err.msg, "connection lost"));
+    /* Resubmitting is the caller's choice; it goes past the failed address. */
+    ck_assert_int_eq(kvc_exec(c, &op, 1, &err), KVC_OK);
+    ck_assert_int_eq(op.err.code, KVC_OK);
+    ck_assert_str_eq((const char *)op.result.data, "v:x");
+    kvc_value_free(&op.result);
+    kvc_close(c);
+    fake_stop(&a);
+    fake_stop(&b);
 }
 END_TEST
 
@@ -611,6 +660,8 @@ static Suite *client_suite(void)
     tcase_add_test(tc, test_client_connection_loss_completes_in_flight_ops_with_conn);
     tcase_add_test(tc, test_client_fails_over_to_the_second_address_when_the_first_refuses);
     tcase_add_test(tc, test_client_reconnects_to_the_next_address_after_a_connection_breaks);
+    tcase_add_test(tc, test_client_get_whose_connection_breaks_is_retried_once_on_the_next_address);
+    tcase_add_test(tc, test_client_pipelined_get_whose_connection_breaks_is_not_resent);
     tcase_add_test(tc, test_client_connect_fails_with_conn_when_no_address_answers);
     tcase_add_test(tc, test_client_response_with_a_bad_checksum_closes_the_connection_with_proto);
     tcase_add_test(tc, test_client_rejects_empty_and_oversized_keys_before_sending);

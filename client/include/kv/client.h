@@ -1,22 +1,29 @@
-/* kv/client.h -- libkvclient, the C client library of kvd.
+/* kv/client.h -- libkvclient, the C client library of kvd (docs/client.md).
  *
- * A client holds one connection at a time to one of the addresses it was given, and
- * fails over to the next address when a connection breaks. Every call takes per-call
- * options (timeout, consistency, TTL) and returns a status with a message in kvc_err.
+ * A client learns the ring from any node it was given (cluster_status) and sends each
+ * single-key request straight to the first live replica of the key (token-aware
+ * routing), keeping one connection per node it talks to. When the ring is unknown (an
+ * older server, or token_aware off) it holds one connection at a time to one of the
+ * addresses it was given and fails over to the next one when it breaks. Every call takes
+ * per-call options (timeout, consistency, TTL) and returns a status with a message.
  *
  * (1) Thread-compatibility: a struct kvc_client is used by one thread at a time; use one
  *     client per thread.
  * (2) Outcomes are honest: KVC_TIMEOUT or KVC_CONN on a write means the write may or may
- *     not have been applied; KVC_UNAVAILABLE means it was definitely not applied.
+ *     not have been applied; KVC_UNAVAILABLE means it was definitely not applied. Writes
+ *     are never retried by the library.
  * (3) Pipelining: kvc_submit() queues requests without waiting and kvc_poll() completes
- *     them as answers arrive, in any order; kvc_exec() does both for an array of ops.
- * (4) Ownership: everything a call returns (values, scan items, cursors) is malloc'd and
- *     owned by the caller, released with the matching _free function. */
+ *     them as answers arrive, in any order and from any connection; kvc_exec() does both
+ *     for an array of ops.
+ * (4) Ownership: everything a call returns (values, scan items, cursors, cluster status)
+ *     is malloc'd and owned by the caller, released with the matching _free function.
+ * (5) No protobuf or other internal type appears here: the header is plain C. */
 #ifndef KV_CLIENT_H
 #define KV_CLIENT_H
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <poll.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -58,18 +65,27 @@ const char *kvc_consistency_name(enum kvc_consistency c);
 
 #define KVC_MAX_KEY 4096u
 
+/* Start from kvc_opts_default(): a zero field means its default, except token_aware,
+ * which a zeroed struct turns off. */
 struct kvc_opts {
-    const char *addrs;            /* "host:port[,host:port...]"; copied */
+    const char *addrs;            /* "host:port[,host:port...]": seeds; copied */
     uint32_t connect_timeout_ms;  /* default 2000 */
     uint32_t timeout_ms;          /* default per-call timeout; default 5000 */
     uint32_t max_frame;           /* largest response accepted; default 16 MiB */
     uint32_t compress_threshold;  /* values at least this long go LZ4; default 4096; 0 off */
+    bool token_aware;             /* route each key to its replicas; default true */
+    uint32_t ring_refresh_ms;     /* ask for the ring again this often; default 10000.
+                                     Also how long a node that failed is avoided. */
+    uint32_t max_conns;           /* connections open at once; default 64, at least 1 */
 };
 void kvc_opts_default(struct kvc_opts *o);
 
 struct kvc_client;
 
-/* Connects to the first reachable address. On KVC_OK *out owns a client (kvc_close). */
+/* Connects to the first reachable address and, when token_aware, asks it for the ring
+ * (waiting at most timeout_ms; a node that does not know cluster_status leaves the client
+ * in plain mode). On KVC_OK *out owns a client (kvc_close). KVC_CONN: no address
+ * accepted a connection. */
 int kvc_connect(const struct kvc_opts *o, struct kvc_client **out, struct kvc_err *err);
 void kvc_close(struct kvc_client *c);    /* NULL is a no-op; pending ops complete KVC_CONN */
 
@@ -146,33 +162,93 @@ struct kvc_op {
     kvc_done_fn cb_;
     void *cb_arg_;
     struct kvc_op *next_;
+    unsigned flags_;
 };
 
 /* Encodes op and queues it for sending; never blocks. cb (may be NULL) runs inside a later
  * kvc_poll when op completes. KVC_OK: op is in flight. Other codes: op was not queued.
- * Without a connection (after one broke) it starts a non-blocking reconnect with the
- * address after the broken one; if every address fails at once it returns KVC_CONN.
+ * The op goes to the first live replica of its key (a scan: of its start key), else to
+ * any live node; a node without a connection gets a non-blocking connect. A node that
+ * failed recently is avoided; if every node fails at once it returns KVC_CONN.
  * A callback may call kvc_submit, but not kvc_poll, kvc_exec or kvc_close. */
 int kvc_submit(struct kvc_client *c, struct kvc_op *op, kvc_done_fn cb, void *arg,
                struct kvc_err *err);
-/* Sends what is queued and completes every op whose answer arrived or whose deadline
- * passed, waiting at most timeout_ms (0: do not wait; -1: until at least one completes).
- * Returns the number of ops completed (>= 0) or a negative kvc_status when the client
- * cannot make progress (then every in-flight op has completed with that code).
+/* Sends what is queued on every connection and completes every op whose answer arrived
+ * or whose deadline passed, waiting on all sockets at most timeout_ms (0: do not wait;
+ * -1: until at least one completes). Returns the number of ops completed (>= 0) or
+ * KVC_CONN when ops queued for a node that refused the connection could go to no other
+ * node (those ops have completed with KVC_CONN; ops on other connections continue).
  * It returns as soon as at least one op completed, and at once (0) when none is in
- * flight. A connection that breaks completes its ops (KVC_CONN, or KVC_PROTO for a
- * corrupt answer) and counts them; KVC_CONN is returned when no address accepted a
- * connection for the queued ops. */
+ * flight. A connection that breaks completes its ops (KVC_CONN "connection lost; outcome
+ * unknown", or KVC_PROTO for a corrupt answer) and counts them; they are not resent. */
 int kvc_poll(struct kvc_client *c, int timeout_ms, struct kvc_err *err);
 /* Ops in flight. */
 size_t kvc_pending(const struct kvc_client *c);
-/* The socket to wait on (POLLIN, plus POLLOUT while kvc_want_write) from an event loop. */
+/* For an event loop. A token-aware client may hold several sockets: kvc_fds fills up to
+ * max pollfds (fd and events: POLLIN, plus POLLOUT while that socket has requests to send
+ * or is connecting) and returns how many sockets there are (which may exceed max); wait
+ * on them, then call kvc_poll(c, 0, ...). The set changes after any call. */
+size_t kvc_fds(const struct kvc_client *c, struct pollfd *fds, size_t max);
+/* The socket of the most recently used connection (-1 when it is closed): enough for a
+ * client with one connection (plain mode), not for a token-aware one (use kvc_fds). */
 int kvc_fd(const struct kvc_client *c);
+/* True when any socket has requests to send or is connecting. */
 bool kvc_want_write(const struct kvc_client *c);
 
-/* Submits all n ops pipelined on the connection and waits until each is done. Returns
- * KVC_OK when every op completed (each carries its own status in op->err). */
+/* Submits all n ops pipelined (each to its own node) and waits until each is done.
+ * Returns KVC_OK when every op completed (each carries its own status in op->err). */
 int kvc_exec(struct kvc_client *c, struct kvc_op *ops, size_t n, struct kvc_err *err);
+
+/* --- cluster status ---------------------------------------------------------------------- */
+
+struct kvc_bytes {
+    uint8_t *data;                /* owned; NUL-terminated for convenience (not counted) */
+    size_t len;
+};
+
+/* One node as the answering node sees it (gossip state plus its failure detector). */
+struct kvc_node_info {
+    uint32_t id;
+    char *addr;                   /* client/peer address host:port; owned, never NULL */
+    char *http;                   /* admin address; owned, never NULL ("" when unknown) */
+    char *region;                 /* owned, never NULL */
+    char *rack;                   /* owned, never NULL */
+    bool up;
+    double phi;                   /* suspicion; may be INFINITY */
+    uint64_t generation;          /* bumped at every start of the node */
+    uint64_t version;             /* bumped at every heartbeat or change */
+    const char *status;           /* "normal", "joining", "leaving" or "unknown"; static */
+    size_t n_tokens;
+    struct kvc_bytes *tokens;     /* owned; the keys ending the node's ranges */
+    uint64_t load_bytes;          /* approximate size of its data */
+    uint64_t hints_pending;       /* hints it holds for other nodes */
+};
+
+/* The keys in (start, end] live on replicas[0..n_replicas), in preference order. An
+ * empty start means from the first key, an empty end to the last key. */
+struct kvc_range_info {
+    struct kvc_bytes start;
+    struct kvc_bytes end;
+    uint32_t *replicas;           /* node ids; owned */
+    size_t n_replicas;
+};
+
+struct kvc_cluster_status {
+    uint32_t self;                /* id of the node that answered */
+    uint32_t replication_factor;
+    struct kvc_node_info *nodes;
+    size_t n_nodes;
+    struct kvc_range_info *ranges;   /* in key order */
+    size_t n_ranges;
+};
+/* NULL-safe; resets *s. */
+void kvc_cluster_status_free(struct kvc_cluster_status *s);
+
+/* Asks one node (any live one) for the membership and the ring, waiting at most the
+ * client's timeout_ms. KVC_OK: *out owns the answer (kvc_cluster_status_free); otherwise
+ * *out is zeroed. KVC_INVALID: the node does not know cluster_status (older server). */
+int kvc_cluster_status(struct kvc_client *c, struct kvc_cluster_status *out,
+                       struct kvc_err *err);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,122 @@
+/* client/calls.c -- the synchronous calls: one op submitted and polled to completion.
+ *
+ * (1) A read (get, scan, cluster status) whose connection broke after it was sent
+ *     (KVC_CONN with the op marked lost), or that the node refused because it is
+ *     stopping (KVC_SHUTDOWN), is sent once more, to another node (the failed one is
+ *     avoided now), with what is left of the call's timeout. Reads have no side effect,
+ *     so resending cannot apply anything twice.
+ * (2) A write is never resent: after KVC_CONN or KVC_TIMEOUT its outcome is unknown and
+ *     only the caller can decide (kv/client.h, invariant 2).
+ * (3) Pipelined ops (kvc_submit) are never resent; the caller sees KVC_CONN and may
+ *     resubmit, which routes past the failed node. */
+#include <string.h>
+#include "client/internal.h"
+#include "common/clock.h"
+
+static bool is_read(const struct kvc_op *op)
+{
+    return op->type == KVC_OP_GET || op->type == KVC_OP_SCAN || op->type == KVC__OP_STATUS;
+}
+
+static int submit_one(struct kvc_client *c, struct kvc_op *op, struct kvc_err *err)
+{
+    if (op->type != KVC__OP_STATUS)
+        return kvc_submit(c, op, NULL, NULL, err);
+    struct kvc__status_op *so = (struct kvc__status_op *)op;
+    kvc_cluster_status_free(&so->st);
+    memset(&op->err, 0, sizeof op->err);
+    op->done = false;
+    op->next_ = NULL;
+    op->flags_ = 0;
+    return kvc__submit(c, op, NULL, NULL, err);
+}
+
+static int run_one(struct kvc_client *c, struct kvc_op *op, const struct kvc_call *o,
+                   struct kvc_err *err)
+{
+    if (o)
+        op->call = *o;
+    uint32_t tmo = op->call.timeout_ms ? op->call.timeout_ms : c->opts.timeout_ms;
+    uint64_t deadline = kv_clock_mono_ns() + (uint64_t)tmo * 1000000u;
+    for (int attempt = 0;; attempt++) {
+        int rc = submit_one(c, op, err);
+        if (rc != KVC_OK)
+            return rc;
+        /* Every op has a deadline, so this ends; a negative poll concerns other ops. */
+        while (!op->done)
+            kvc_poll(c, -1, NULL);
+        int code = op->err.code;
+        bool again = attempt == 0 && is_read(op) &&
+                     ((code == KVC_CONN && (op->flags_ & KVC__F_LOST)) || code == KVC_SHUTDOWN);
+        uint64_t now = kv_clock_mono_ns();
+        if (!again || now + 1000000u >= deadline)
+            break;
+        op->call.timeout_ms = (uint32_t)((deadline - now) / 1000000u);
+    }
+    if (err)
+        *err = op->err;
+    return op->err.code;
+}
+
+int kvc_put(struct kvc_client *c, const void *key, size_t key_len, const void *val,
+            size_t val_len, const struct kvc_call *o, struct kvc_err *err)
+{
+    struct kvc_op op = {.type = KVC_OP_PUT, .key = key, .key_len = key_len, .value = val,
+                        .value_len = val_len};
+    return run_one(c, &op, o, err);
+}
+
+int kvc_get(struct kvc_client *c, const void *key, size_t key_len, struct kvc_value *out,
+            const struct kvc_call *o, struct kvc_err *err)
+{
+    struct kvc_op op = {.type = KVC_OP_GET, .key = key, .key_len = key_len};
+    int rc = run_one(c, &op, o, err);
+    *out = op.result;   /* zeroed unless KVC_OK */
+    return rc;
+}
+
+int kvc_delete(struct kvc_client *c, const void *key, size_t key_len, const struct kvc_call *o,
+               struct kvc_err *err)
+{
+    struct kvc_op op = {.type = KVC_OP_DELETE, .key = key, .key_len = key_len};
+    return run_one(c, &op, o, err);
+}
+
+int kvc_scan(struct kvc_client *c, const struct kvc_scan_args *a, const struct kvc_call *o,
+             struct kvc_scan_result *out, struct kvc_err *err)
+{
+    struct kvc_op op = {.type = KVC_OP_SCAN, .scan = *a};
+    int rc = run_one(c, &op, o, err);
+    *out = op.scan_result;
+    return rc;
+}
+
+int kvc_cluster_status(struct kvc_client *c, struct kvc_cluster_status *out,
+                       struct kvc_err *err)
+{
+    struct kvc__status_op so;
+    memset(&so, 0, sizeof so);
+    so.op.type = KVC__OP_STATUS;
+    int rc = run_one(c, &so.op, NULL, err);
+    if (rc != KVC_OK)
+        kvc_cluster_status_free(&so.st);
+    *out = so.st;
+    return rc;
+}
+
+int kvc_exec(struct kvc_client *c, struct kvc_op *ops, size_t n, struct kvc_err *err)
+{
+    (void)err;   /* each op carries its own status; nothing fails the batch as a whole */
+    for (size_t i = 0; i < n; i++)
+        if (kvc_submit(c, &ops[i], NULL, NULL, &ops[i].err) != KVC_OK)
+            ops[i].done = true;   /* never queued; its err says why */
+    /* Every op in flight has a deadline, so this ends; a negative poll only means some
+     * ops found no node, and those are done. */
+    for (size_t i = 0;;) {
+        while (i < n && ops[i].done)
+            i++;
+        if (i == n)
+            return KVC_OK;
+        kvc_poll(c, -1, NULL);
+    }
+}

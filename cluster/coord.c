@@ -1,0 +1,758 @@
+/* cluster/coord.c -- the coordinator of point requests: consistency levels, puts, deletes
+ * and gets over the replicas the ring names (docs/replication.md).
+ *
+ * (1) A key's replicas are kv_ring_replicas(ring, key, rf); with fewer nodes than rf the
+ *     set is smaller and every level counts against its size n (QUORUM = n/2+1, ALL = n).
+ *     A level needing more replicas than the set has is UNAVAILABLE.
+ * (2) UNAVAILABLE is decided before any message is sent and before any hint is stored:
+ *     such a write was applied nowhere (cluster.h invariant 2).
+ * (3) Only acknowledgements from real replicas count towards a level; hints stored for a
+ *     down replica never do (cluster.h invariant 4). A write is answered OK at the
+ *     `needed`-th ack, then kept until every replica it was sent to acked or the timeout,
+ *     so the ones that never acked get a hint.
+ * (4) Versions are minted here and only here: a client write gets {kv_hlc_now, node_id}.
+ *     Read repair writes the newest record exactly as read (cluster.h invariant 5).
+ * (5) A get answers with the newest of the first `needed` replies (no record < any record).
+ *     At blocking levels (QUORUM and above) stale repliers are written the newest record
+ *     first and the answer waits for their acks, so a later reader cannot see an older
+ *     value; if the op times out during that write-back it answers with the newest record
+ *     anyway (documented: then a new->old inversion is possible). At ONE, TWO and LOCAL_ONE
+ *     it answers at once and repairs stale repliers, late ones included, in the background.
+ * (6) A replica that answers with an error has not answered; when errors make a level
+ *     unreachable the op answers at once: a write with TIMEOUT (outcome unknown) unless no
+ *     replica acked, none is still pending and no hint was stored, in which case the
+ *     replica's error is the answer (definitely not applied). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cluster/internal.h"
+#include "common/log.h"
+#include "proto/codec.h"
+
+/* --- levels -------------------------------------------------------------------------- */
+
+enum kv_level kv_coord_level(const struct kv_cluster *c, enum kv_level l)
+{
+    return l == KV_LEVEL_DEFAULT ? c->o.default_level : l;
+}
+
+bool kv_coord_level_blocks(enum kv_level l)
+{
+    return l != KV_LEVEL_ONE && l != KV_LEVEL_TWO && l != KV_LEVEL_LOCAL_ONE;
+}
+
+static int popcount(uint32_t m) { return __builtin_popcount(m); }
+
+enum kv_status kv_coord_need(const struct kv_cluster *c, enum kv_level level,
+                             const uint32_t *ids, size_t n, struct kv_coord_need *nd,
+                             struct kv_err *err)
+{
+    memset(nd, 0, sizeof *nd);
+    nd->level = level;
+    uint32_t k = 0;
+    switch (level) {
+    case KV_LEVEL_ONE: k = 1; break;
+    case KV_LEVEL_TWO: k = 2; break;
+    case KV_LEVEL_THREE: k = 3; break;
+    case KV_LEVEL_QUORUM: k = (uint32_t)n / 2 + 1; break;
+    case KV_LEVEL_ALL: k = (uint32_t)n; break;
+    case KV_LEVEL_LOCAL_ONE:
+    case KV_LEVEL_LOCAL_QUORUM: {
+        uint32_t local = 0;
+        for (size_t i = 0; i < n; i++) {
+            bool mine = strcmp(kv_cluster__region_of(c, ids[i]), c->region) == 0;
+            nd->group[i] = mine ? 0 : -1;
+            local += mine;
+        }
+        nd->n_groups = 1;
+        nd->need[0] = level == KV_LEVEL_LOCAL_ONE ? 1 : local / 2 + 1;
+        nd->required = nd->need[0];
+        return KV_OK;
+    }
+    case KV_LEVEL_EACH_QUORUM: {
+        const char *names[KV_RING_MAX_RF];
+        uint32_t count[KV_RING_MAX_RF] = {0};
+        for (size_t i = 0; i < n; i++) {
+            const char *r = kv_cluster__region_of(c, ids[i]);
+            unsigned g = 0;
+            while (g < nd->n_groups && strcmp(names[g], r) != 0)
+                g++;
+            if (g == nd->n_groups)
+                names[nd->n_groups++] = r;
+            nd->group[i] = (int8_t)g;
+            count[g]++;
+        }
+        for (unsigned g = 0; g < nd->n_groups; g++) {
+            nd->need[g] = count[g] / 2 + 1;
+            nd->required += nd->need[g];
+        }
+        if (!nd->n_groups) {            /* an empty ring: nothing can answer */
+            nd->n_groups = 1;
+            nd->need[0] = nd->required = 1;
+        }
+        return KV_OK;
+    }
+    case KV_LEVEL_LINEARIZABLE:
+        return kv_err_set(err, KV_INVALID, "LINEARIZABLE arrives with the CAP work");
+    default:
+        return kv_err_set(err, KV_INVALID, "unknown consistency level %d", (int)level);
+    }
+    nd->n_groups = 1;
+    nd->need[0] = nd->required = k ? k : 1;
+    return KV_OK;
+}
+
+static void group_counts(const struct kv_coord_need *nd, size_t n, uint32_t mask,
+                         uint32_t *count)
+{
+    memset(count, 0, KV_RING_MAX_RF * sizeof *count);
+    for (size_t i = 0; i < n; i++)
+        if ((mask >> i & 1) && nd->group[i] >= 0)
+            count[nd->group[i]]++;
+}
+
+bool kv_coord_need_met(const struct kv_coord_need *nd, size_t n, uint32_t mask)
+{
+    uint32_t count[KV_RING_MAX_RF];
+    group_counts(nd, n, mask, count);
+    for (unsigned g = 0; g < nd->n_groups; g++)
+        if (count[g] < nd->need[g])
+            return false;
+    return true;
+}
+
+uint32_t kv_coord_alive_mask(const struct kv_cluster *c, const uint32_t *ids, size_t n)
+{
+    uint32_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (kv_members_is_up(c->members, ids[i]))
+            m |= 1u << i;
+    return m;
+}
+
+enum kv_status kv_coord_check_alive(const struct kv_cluster *c, const struct kv_coord_need *nd,
+                                    const uint32_t *ids, size_t n, uint32_t alive_mask,
+                                    struct kv_cluster_result *r)
+{
+    uint32_t count[KV_RING_MAX_RF];
+    group_counts(nd, n, alive_mask, count);
+    for (unsigned g = 0; g < nd->n_groups; g++) {
+        if (count[g] >= nd->need[g])
+            continue;
+        r->st = KV_UNAVAILABLE;
+        r->required = nd->need[g];
+        r->alive = count[g];
+        const char *lvl = kv_level_name(nd->level);
+        if (nd->level == KV_LEVEL_EACH_QUORUM) {
+            const char *region = "";
+            for (size_t i = 0; i < n; i++)
+                if (nd->group[i] == (int8_t)g)
+                    region = kv_cluster__region_of(c, ids[i]);
+            kv_err_set(&r->err, KV_UNAVAILABLE,
+                       "%s needs %u live replicas in region '%s'; alive there: %u", lvl,
+                       nd->need[g], region, count[g]);
+        } else if (nd->level == KV_LEVEL_LOCAL_ONE || nd->level == KV_LEVEL_LOCAL_QUORUM) {
+            kv_err_set(&r->err, KV_UNAVAILABLE,
+                       "%s needs %u live replicas in region '%s'; alive there: %u", lvl,
+                       nd->need[g], c->region, count[g]);
+        } else {
+            kv_err_set(&r->err, KV_UNAVAILABLE, "%s needs %u live replicas; alive: %u of %zu",
+                       lvl, nd->need[g], count[g], n);
+        }
+        return KV_UNAVAILABLE;
+    }
+    return KV_OK;
+}
+
+/* --- answers decided at once (invariant 6 of cluster.h) ------------------------------ */
+
+struct defer_op {
+    struct kv_coord_op hdr;
+    kv_cluster_cb cb;
+    void *arg;
+    struct kv_cluster_result r;
+};
+
+static void defer_fire(struct kv_coord_op *op)
+{
+    struct defer_op *d = (struct defer_op *)op;
+    kv_cluster__op_remove(op->c, op);
+    d->cb(d->arg, &d->r);
+    free(d);
+}
+
+static bool defer_reply(struct kv_coord_op *op, uint32_t from, const Kv__PeerMessage *m)
+{
+    (void)op;
+    (void)from;
+    (void)m;
+    return false;       /* nothing was sent under this id */
+}
+
+static void defer_shutdown(struct kv_coord_op *op)
+{
+    struct defer_op *d = (struct defer_op *)op;
+    d->cb(d->arg, &d->r);
+    free(d);
+}
+
+static const struct kv_coord_op_vt defer_vt = {defer_reply, defer_fire, defer_shutdown};
+
+void kv_coord_answer_later(struct kv_cluster *c, kv_cluster_cb cb, void *arg,
+                           const struct kv_cluster_result *r)
+{
+    if (r->st == KV_UNAVAILABLE)
+        c->stats.unavailable++;
+    struct defer_op *d = calloc(1, sizeof *d);
+    if (!d || c->freeing) {
+        /* Out of memory (or freeing, when no timer may start): answering now is the
+         * only answer left. */
+        free(d);
+        struct kv_cluster_result copy = *r;
+        if (c->freeing)
+            copy.st = KV_SHUTDOWN;
+        cb(arg, &copy);
+        return;
+    }
+    d->hdr.vt = &defer_vt;
+    d->cb = cb;
+    d->arg = arg;
+    d->r = *r;
+    d->r.value = kv_slice_of(NULL, 0);
+    d->r.items = NULL;
+    d->r.n_items = 0;
+    kv_cluster__op_add(c, &d->hdr);
+    kv_cluster__op_timer(&d->hdr, 0);
+}
+
+static void fail_later(struct kv_cluster *c, kv_cluster_cb cb, void *arg, enum kv_status st,
+                       const struct kv_err *err)
+{
+    struct kv_cluster_result r;
+    memset(&r, 0, sizeof r);
+    r.st = st;
+    r.err = *err;
+    r.err.code = st;
+    kv_coord_answer_later(c, cb, arg, &r);
+}
+
+/* --- point ops ----------------------------------------------------------------------- */
+
+enum rep_state { REP_DOWN, REP_SENT, REP_OK, REP_ERR };
+
+struct rep {
+    uint32_t id;
+    uint8_t st;
+    bool has;               /* read: the replica holds a record of version ver */
+    bool repairing;         /* read: a blocking write-back is in flight */
+    bool hinted;            /* write: a hint was stored for it */
+    struct kv_version ver;
+};
+
+struct point_op {
+    struct kv_coord_op hdr;
+    bool is_read, answered, repairing, hinted_any;
+    enum kv_level level;
+    uint32_t timeout_ms;
+    kv_cluster_cb cb;
+    void *arg;
+    struct kv_coord_need nd;
+    uint32_t alive_mask;
+    size_t n;
+    struct rep rep[KV_RING_MAX_RF];
+    uint8_t *key;
+    size_t key_len;
+    Kv__Record best;        /* write: the record written; read: the newest seen */
+    bool has_best;
+    Kv__Record ans;         /* read: the answer frozen when a blocking repair starts */
+    bool has_ans;
+    enum kv_status first_err;
+    char first_msg[128];
+};
+
+static const struct kv_coord_op_vt point_vt;
+
+static bool rec_set(Kv__Record *dst, const uint8_t *key, size_t key_len, const Kv__Record *src)
+{
+    free(dst->value.data);
+    kv__record__init(dst);
+    dst->key.data = (uint8_t *)key;
+    dst->key.len = key_len;
+    dst->hlc = src->hlc;
+    dst->node = src->node;
+    dst->tombstone = src->tombstone;
+    dst->expires_at_ms = src->expires_at_ms;
+    if (src->value.len) {
+        if (!(dst->value.data = malloc(src->value.len)))
+            return false;
+        memcpy(dst->value.data, src->value.data, src->value.len);
+        dst->value.len = src->value.len;
+    }
+    return true;
+}
+
+static struct kv_version rec_ver(const Kv__Record *r)
+{
+    struct kv_version v = {r->hlc, r->node};
+    return v;
+}
+
+static uint32_t mask_of(const struct point_op *op, enum rep_state st)
+{
+    uint32_t m = 0;
+    for (size_t i = 0; i < op->n; i++)
+        if (op->rep[i].st == st)
+            m |= 1u << i;
+    return m;
+}
+
+static void point_free(struct point_op *op)
+{
+    kv_cluster__op_timer_cancel(&op->hdr);
+    kv_cluster__op_remove(op->hdr.c, &op->hdr);
+    free(op->key);
+    free(op->best.value.data);
+    free(op->ans.value.data);
+    free(op);
+}
+
+static void base_result(const struct point_op *op, struct kv_cluster_result *r,
+                        enum kv_status st)
+{
+    memset(r, 0, sizeof *r);
+    r->st = st;
+    r->err.code = st;
+    r->acks = (uint32_t)popcount(mask_of(op, REP_OK));
+    r->required = op->nd.required;
+    r->alive = (uint32_t)popcount(op->alive_mask);
+}
+
+static void answer(struct point_op *op, struct kv_cluster_result *r)
+{
+    op->answered = true;
+    if (r->st == KV_TIMEOUT)
+        op->hdr.c->stats.timeouts++;
+    op->cb(op->arg, r);
+}
+
+static void send_record(struct point_op *op, uint32_t to, const Kv__Record *rec)
+{
+    Kv__Record *recs[1] = {(Kv__Record *)rec};
+    Kv__ReplicaWrite w = KV__REPLICA_WRITE__INIT;
+    w.n_records = 1;
+    w.records = recs;
+    Kv__PeerMessage pm = KV__PEER_MESSAGE__INIT;
+    pm.body_case = KV__PEER_MESSAGE__BODY_WRITE;
+    pm.write = &w;
+    kv_cluster__send(op->hdr.c, to, op->hdr.id, &pm);
+}
+
+static void note_error(struct point_op *op, uint32_t from, Kv__Status st, const char *msg)
+{
+    if (op->first_err != KV_OK)
+        return;
+    op->first_err = kv_codec_status_from_wire(st);
+    if (op->first_err == KV_OK || op->first_err == KV_NOT_FOUND)
+        op->first_err = KV_INTERNAL;
+    snprintf(op->first_msg, sizeof op->first_msg, "replica %u: %s", from,
+             msg && msg[0] ? msg : kv_status_str(op->first_err));
+}
+
+/* --- writes -------------------------------------------------------------------------- */
+
+static void write_finish(struct point_op *op)
+{
+    /* Replicas it was sent to that never acked get a hint (invariant 3). */
+    for (size_t i = 0; i < op->n; i++) {
+        struct rep *rp = &op->rep[i];
+        if ((rp->st == REP_SENT || rp->st == REP_ERR) && !rp->hinted &&
+            rp->id != op->hdr.c->o.node_id) {
+            rp->hinted = true;
+            kv_hint_add(op->hdr.c, rp->id, &op->best);
+        }
+    }
+    point_free(op);
+}
+
+static void write_answer_ok(struct point_op *op)
+{
+    struct kv_cluster_result r;
+    base_result(op, &r, KV_OK);
+    r.version = rec_ver(&op->best);
+    r.expires_at_ms = op->best.expires_at_ms;
+    answer(op, &r);
+}
+
+static void write_progress(struct point_op *op)
+{
+    uint32_t ok = mask_of(op, REP_OK), sent = mask_of(op, REP_SENT);
+    if (!op->answered) {
+        if (kv_coord_need_met(&op->nd, op->n, ok)) {
+            write_answer_ok(op);
+        } else if (!kv_coord_need_met(&op->nd, op->n, ok | sent)) {
+            struct kv_cluster_result r;
+            if (!ok && !sent && !op->hinted_any) {
+                base_result(op, &r, op->first_err);
+                kv_err_set(&r.err, op->first_err, "%s; not applied", op->first_msg);
+            } else {
+                base_result(op, &r, KV_TIMEOUT);
+                kv_err_set(&r.err, KV_TIMEOUT,
+                           "%s; %u of %u required replicas acknowledged: the write may have "
+                           "been applied",
+                           op->first_msg, r.acks, r.required);
+            }
+            answer(op, &r);
+        }
+    }
+    if (!sent)
+        write_finish(op);
+}
+
+static bool write_reply(struct point_op *op, struct rep *rp, const Kv__PeerMessage *m)
+{
+    if (m->body_case != KV__PEER_MESSAGE__BODY_WRITE_ACK)
+        return false;
+    if (rp->st != REP_SENT)
+        return true;            /* a duplicate */
+    if (m->write_ack->status == KV__STATUS__OK) {
+        rp->st = REP_OK;
+    } else {
+        rp->st = REP_ERR;
+        note_error(op, rp->id, m->write_ack->status, m->write_ack->message);
+    }
+    write_progress(op);
+    return true;
+}
+
+static void write_timeout(struct point_op *op)
+{
+    uint32_t sent = mask_of(op, REP_SENT);
+    op->hdr.c->stats.replica_timeouts += (uint64_t)popcount(sent);
+    if (!op->answered) {
+        struct kv_cluster_result r;
+        base_result(op, &r, KV_TIMEOUT);
+        kv_err_set(&r.err, KV_TIMEOUT,
+                   "timed out after %u ms: %u of %u required replicas acknowledged; the write "
+                   "may have been applied",
+                   op->timeout_ms, r.acks, r.required);
+        answer(op, &r);
+    }
+    write_finish(op);
+}
+
+/* --- reads --------------------------------------------------------------------------- */
+
+static bool stale(const struct point_op *op, const struct rep *rp)
+{
+    return op->has_best && rp->st == REP_OK && !rp->repairing &&
+           (!rp->has || kv_version_cmp(rp->ver, rec_ver(&op->best)) < 0);
+}
+
+/* Writes the newest record back to rp (repair never mints: the version is as read). */
+static void repair(struct point_op *op, struct rep *rp, bool blocking)
+{
+    send_record(op, rp->id, &op->best);
+    rp->has = true;
+    rp->ver = rec_ver(&op->best);
+    rp->repairing = blocking;
+    op->hdr.c->stats.read_repairs++;
+}
+
+static void read_answer(struct point_op *op, const Kv__Record *rec, bool has)
+{
+    struct kv_cluster_result r;
+    uint64_t now = kv_cluster__now(op->hdr.c);
+    bool live = has && kv_cluster__record_live(rec, now);
+    base_result(op, &r, live ? KV_OK : KV_NOT_FOUND);
+    if (has) {
+        r.version = rec_ver(rec);
+        r.expires_at_ms = rec->expires_at_ms;
+    }
+    if (live)
+        r.value = kv_slice_of(rec->value.data, rec->value.len);
+    else
+        kv_err_set(&r.err, KV_NOT_FOUND, "key not found");
+    answer(op, &r);
+}
+
+/* Everything answered or timed out: repair in the background what is still stale, and
+ * free. Acks of these repairs arrive for a gone op and are dropped. */
+static void read_finish(struct point_op *op)
+{
+    for (size_t i = 0; i < op->n; i++)
+        if (stale(op, &op->rep[i]))
+            repair(op, &op->rep[i], false);
+    point_free(op);
+}
+
+static void read_progress(struct point_op *op)
+{
+    uint32_t ok = mask_of(op, REP_OK), sent = mask_of(op, REP_SENT);
+    bool repairing = false;
+    for (size_t i = 0; i < op->n; i++)
+        repairing |= op->rep[i].repairing;
+    if (!op->answered) {
+        if (op->repairing) {
+            if (!repairing)
+                read_answer(op, &op->ans, op->has_ans);
+        } else if (kv_coord_need_met(&op->nd, op->n, ok)) {
+            uint32_t stale_mask = 0;
+            if (kv_coord_level_blocks(op->level))
+                for (size_t i = 0; i < op->n; i++)
+                    if (stale(op, &op->rep[i]))
+                        stale_mask |= 1u << i;
+            if (stale_mask) {
+                op->repairing = repairing = true;
+                op->has_ans = rec_set(&op->ans, op->key, op->key_len, &op->best);
+                for (size_t i = 0; i < op->n; i++)
+                    if (stale_mask >> i & 1)
+                        repair(op, &op->rep[i], true);
+            } else {
+                read_answer(op, &op->best, op->has_best);
+            }
+        } else if (!kv_coord_need_met(&op->nd, op->n, ok | sent)) {
+            struct kv_cluster_result r;
+            enum kv_status st = op->first_err ? op->first_err : KV_INTERNAL;
+            base_result(op, &r, st);
+            kv_err_set(&r.err, st, "%s; %u of %u required replicas answered", op->first_msg,
+                       r.acks, r.required);
+            answer(op, &r);
+        }
+    }
+    if (!sent && !repairing)
+        read_finish(op);
+}
+
+static bool read_reply(struct point_op *op, struct rep *rp, const Kv__PeerMessage *m)
+{
+    if (m->body_case == KV__PEER_MESSAGE__BODY_WRITE_ACK) {
+        /* A repair's ack. An error leaves the replica stale; anti-entropy will find it. */
+        if (rp->repairing) {
+            rp->repairing = false;
+            read_progress(op);
+        }
+        return true;
+    }
+    if (m->body_case != KV__PEER_MESSAGE__BODY_READ_REPLY)
+        return false;
+    const Kv__ReplicaReadReply *rr = m->read_reply;
+    if (rr->status == KV__STATUS__OK &&
+        (rr->record->key.len != op->key_len || memcmp(rr->record->key.data, op->key, op->key_len)))
+        return false;
+    if (rp->st != REP_SENT)
+        return true;            /* a duplicate */
+    if (rr->status == KV__STATUS__OK) {
+        rp->st = REP_OK;
+        rp->has = true;
+        rp->ver = rec_ver(rr->record);
+        if (!op->has_best || kv_version_cmp(rp->ver, rec_ver(&op->best)) > 0) {
+            op->has_best = rec_set(&op->best, op->key, op->key_len, rr->record);
+            if (!op->has_best)
+                KV_ERROR("coord: out of memory copying a replica's record");
+        }
+    } else if (rr->status == KV__STATUS__NOT_FOUND) {
+        rp->st = REP_OK;
+        rp->has = false;
+    } else {
+        rp->st = REP_ERR;
+        note_error(op, rp->id, rr->status, rr->message);
+    }
+    read_progress(op);
+    return true;
+}
+
+static void read_timeout(struct point_op *op)
+{
+    uint32_t sent = mask_of(op, REP_SENT);
+    op->hdr.c->stats.replica_timeouts += (uint64_t)popcount(sent);
+    if (!op->answered) {
+        if (op->repairing) {
+            /* The write-back did not finish in time: answer with the newest record of the
+             * quorum anyway (invariant 5). */
+            read_answer(op, &op->ans, op->has_ans);
+        } else {
+            struct kv_cluster_result r;
+            base_result(op, &r, KV_TIMEOUT);
+            kv_err_set(&r.err, KV_TIMEOUT,
+                       "timed out after %u ms: %u of %u required replicas answered",
+                       op->timeout_ms, r.acks, r.required);
+            answer(op, &r);
+        }
+    }
+    read_finish(op);
+}
+
+/* --- the op vtab --------------------------------------------------------------------- */
+
+static bool point_reply(struct kv_coord_op *hdr, uint32_t from, const Kv__PeerMessage *m)
+{
+    struct point_op *op = (struct point_op *)hdr;
+    for (size_t i = 0; i < op->n; i++)
+        if (op->rep[i].id == from && op->rep[i].st != REP_DOWN)
+            return op->is_read ? read_reply(op, &op->rep[i], m)
+                               : write_reply(op, &op->rep[i], m);
+    return false;               /* a reply from a node this op never asked */
+}
+
+static void point_timeout(struct kv_coord_op *hdr)
+{
+    struct point_op *op = (struct point_op *)hdr;
+    if (op->is_read)
+        read_timeout(op);
+    else
+        write_timeout(op);
+}
+
+static void point_shutdown(struct kv_coord_op *hdr)
+{
+    struct point_op *op = (struct point_op *)hdr;
+    if (!op->answered) {
+        struct kv_cluster_result r;
+        base_result(op, &r, KV_SHUTDOWN);
+        kv_err_set(&r.err, KV_SHUTDOWN, "the node is shutting down%s",
+                   op->is_read ? "" : "; the write may have been applied");
+        answer(op, &r);
+    }
+    free(op->key);
+    free(op->best.value.data);
+    free(op->ans.value.data);
+    free(op);
+}
+
+static const struct kv_coord_op_vt point_vt = {point_reply, point_timeout, point_shutdown};
+
+/* The checks every point request passes before anything is sent; on failure the answer
+ * is already on its way (deferred) and NULL is returned. */
+static struct point_op *point_start(struct kv_cluster *c, struct kv_slice key,
+                                    enum kv_level level, uint32_t timeout_ms, kv_cluster_cb cb,
+                                    void *arg)
+{
+    struct kv_err err = {0};
+    if (c->freeing) {
+        struct kv_cluster_result r;
+        memset(&r, 0, sizeof r);
+        r.st = KV_SHUTDOWN;
+        kv_err_set(&r.err, KV_SHUTDOWN, "the node is shutting down");
+        cb(arg, &r);
+        return NULL;
+    }
+    level = kv_coord_level(c, level);
+    if (key.len == 0 || key.len > KV_STORE_KEY_MAX) {
+        kv_err_set(&err, KV_INVALID, "key length %zu not in 1..%u", key.len, KV_STORE_KEY_MAX);
+        fail_later(c, cb, arg, KV_INVALID, &err);
+        return NULL;
+    }
+    struct point_op *op = calloc(1, sizeof *op);
+    uint32_t ids[KV_RING_MAX_RF];
+    size_t n = kv_ring_replicas(c->ring, key, c->o.rf, ids);
+    enum kv_status st = op ? KV_OK : kv_err_set(&err, KV_NOMEM, "out of memory");
+    if (st == KV_OK)
+        st = kv_coord_need(c, level, ids, n, &op->nd, &err);
+    if (st == KV_OK)
+        st = kv_cluster__admit(c, &err);
+    if (st != KV_OK) {
+        free(op);
+        fail_later(c, cb, arg, st, &err);
+        return NULL;
+    }
+    op->alive_mask = kv_coord_alive_mask(c, ids, n);
+    struct kv_cluster_result r;
+    memset(&r, 0, sizeof r);
+    if (kv_coord_check_alive(c, &op->nd, ids, n, op->alive_mask, &r) != KV_OK) {
+        free(op);
+        kv_coord_answer_later(c, cb, arg, &r);
+        return NULL;
+    }
+    if (!(op->key = malloc(key.len))) {
+        free(op);
+        kv_err_set(&err, KV_NOMEM, "out of memory");
+        fail_later(c, cb, arg, KV_NOMEM, &err);
+        return NULL;
+    }
+    memcpy(op->key, key.ptr, key.len);
+    op->key_len = key.len;
+    op->hdr.vt = &point_vt;
+    op->level = level;
+    op->timeout_ms = timeout_ms ? timeout_ms : c->o.default_timeout_ms;
+    op->cb = cb;
+    op->arg = arg;
+    op->n = n;
+    for (size_t i = 0; i < n; i++)
+        op->rep[i].id = ids[i];
+    kv__record__init(&op->best);
+    kv__record__init(&op->ans);
+    kv_cluster__op_add(c, &op->hdr);
+    kv_cluster__op_timer(&op->hdr, op->timeout_ms);
+    return op;
+}
+
+void kv_coord_write(struct kv_cluster *c, struct kv_slice key, struct kv_slice value,
+                    bool tombstone, uint64_t ttl_ms, enum kv_level level, uint32_t timeout_ms,
+                    kv_cluster_cb cb, void *arg)
+{
+    if (!c->freeing && value.len > c->o.max_value) {
+        struct kv_err err;
+        kv_err_set(&err, KV_TOO_LARGE, "value of %zu bytes over the limit of %u", value.len,
+                   c->o.max_value);
+        fail_later(c, cb, arg, KV_TOO_LARGE, &err);
+        return;
+    }
+    struct point_op *op = point_start(c, key, level, timeout_ms, cb, arg);
+    if (!op)
+        return;
+    uint64_t now = kv_cluster__now(c);
+    Kv__Record *rec = &op->best;
+    rec->key.data = op->key;
+    rec->key.len = op->key_len;
+    rec->hlc = kv_hlc_now(c->hlc, now);
+    rec->node = c->o.node_id;
+    rec->tombstone = tombstone;
+    rec->expires_at_ms = ttl_ms ? now + ttl_ms : 0;
+    if (!tombstone && value.len) {
+        if (!(rec->value.data = malloc(value.len))) {
+            struct kv_cluster_result r;
+            base_result(op, &r, KV_NOMEM);
+            kv_err_set(&r.err, KV_NOMEM, "out of memory");
+            point_free(op);
+            kv_coord_answer_later(c, cb, arg, &r);
+            return;
+        }
+        memcpy(rec->value.data, value.ptr, value.len);
+        rec->value.len = value.len;
+    }
+    op->has_best = true;
+    /* Every alive replica, self included, through the same send path; a hint for every
+     * down one, which never counts as an ack (invariant 3). */
+    for (size_t i = 0; i < op->n; i++) {
+        struct rep *rp = &op->rep[i];
+        if (op->alive_mask >> i & 1) {
+            rp->st = REP_SENT;
+            send_record(op, rp->id, rec);
+        } else {
+            rp->st = REP_DOWN;
+            rp->hinted = op->hinted_any = true;
+            kv_hint_add(c, rp->id, rec);
+        }
+    }
+}
+
+void kv_coord_get(struct kv_cluster *c, struct kv_slice key, enum kv_level level,
+                  uint32_t timeout_ms, kv_cluster_cb cb, void *arg)
+{
+    struct point_op *op = point_start(c, key, level, timeout_ms, cb, arg);
+    if (!op)
+        return;
+    op->is_read = true;
+    Kv__ReplicaRead rd = KV__REPLICA_READ__INIT;
+    rd.key.data = op->key;
+    rd.key.len = op->key_len;
+    Kv__PeerMessage pm = KV__PEER_MESSAGE__INIT;
+    pm.body_case = KV__PEER_MESSAGE__BODY_READ;
+    pm.read = &rd;
+    for (size_t i = 0; i < op->n; i++) {
+        if (op->alive_mask >> i & 1) {
+            op->rep[i].st = REP_SENT;
+            kv_cluster__send(c, op->rep[i].id, op->hdr.id, &pm);
+        }
+    }
+}
