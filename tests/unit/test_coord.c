@@ -10,7 +10,7 @@
 #include <string.h>
 #include "cluster/cluster.h"
 #include "common/log.h"
-#include "tests/sim/sim.h"
+#include "tests/sim/simcall.h"
 
 #define TIMEOUT_MS 300
 
@@ -25,157 +25,12 @@ static void test_opts(struct kv_cluster_opts *o)
 
 /* --------------------------------------------------------------------- helpers -- */
 
-struct call {
-    bool done;
-    bool early;                     /* the callback ran before the call returned */
-    bool returned;
-    struct kv_cluster_result r;
-    char msg[160];
-    uint8_t value[512];
-    size_t value_len;
-};
-
-static void on_done(void *arg, const struct kv_cluster_result *r)
-{
-    struct call *c = arg;
-    ck_assert_msg(!c->done, "a callback ran twice");
-    c->done = true;
-    c->early = !c->returned;
-    c->r = *r;
-    snprintf(c->msg, sizeof c->msg, "%s", r->err.msg);
-    c->r.value = kv_slice_of(NULL, 0);
-    ck_assert_uint_le(r->value.len, sizeof c->value);
-    if (r->value.len)
-        memcpy(c->value, r->value.ptr, r->value.len);
-    c->value_len = r->value.len;
-}
-
-static bool call_done(void *arg) { return ((struct call *)arg)->done; }
-
-static struct kv_cluster *node(struct sim *s, uint32_t id)
-{
-    struct kv_cluster *c = sim_node(s, id)->cluster;
-    ck_assert_ptr_nonnull(c);
-    return c;
-}
-
-static void finish(struct sim *s, struct call *c)
-{
-    c->returned = true;
-    ck_assert_msg(sim_run_until(s, call_done, c, 10000), "no answer within 10 s");
-    ck_assert_msg(!c->early, "the callback ran before the call returned");
-}
-
-static struct call put(struct sim *s, uint32_t via, const char *key, const char *val,
-                       enum kv_level l)
-{
-    struct call c = {0};
-    kv_cluster_put(node(s, via), kv_slice_str(key), kv_slice_str(val), 0, l, 0, on_done, &c);
-    finish(s, &c);
-    return c;
-}
-
-static struct call del(struct sim *s, uint32_t via, const char *key, enum kv_level l)
-{
-    struct call c = {0};
-    kv_cluster_delete(node(s, via), kv_slice_str(key), l, 0, on_done, &c);
-    finish(s, &c);
-    return c;
-}
-
-static struct call get(struct sim *s, uint32_t via, const char *key, enum kv_level l)
-{
-    struct call c = {0};
-    kv_cluster_get(node(s, via), kv_slice_str(key), l, 0, on_done, &c);
-    finish(s, &c);
-    return c;
-}
-
-static bool value_is(const struct call *c, const char *v)
-{
-    return c->value_len == strlen(v) && memcmp(c->value, v, c->value_len) == 0;
-}
-
-/* The raw record node id holds for key: 1 with *out filled, 0 when it has none. */
-static int stored(struct sim *s, uint32_t id, const char *key, struct kv_store_item *out)
-{
-    struct kv_store_item it = {0};
-    enum kv_status st = kv_store_get(sim_node(s, id)->store, kv_slice_str(key), KV_STORE_RAW,
-                                     &it, NULL);
-    ck_assert(st == KV_OK || st == KV_NOT_FOUND);
-    if (st != KV_OK)
-        return 0;
-    if (out)
-        *out = it;
-    else
-        kv_store_item_free(&it);
-    return 1;
-}
-
-static bool stored_value_is(struct sim *s, uint32_t id, const char *key, const char *v)
-{
-    struct kv_store_item it;
-    if (!stored(s, id, key, &it))
-        return false;
-    bool eq = !it.rec.tombstone && it.rec.value.len == strlen(v) &&
-              memcmp(it.rec.value.ptr, v, it.rec.value.len) == 0;
-    kv_store_item_free(&it);
-    return eq;
-}
-
-/* How node `viewer` sees node `id`: 1 up, 0 down, -1 not in its view. */
-static int sees(struct sim *s, uint32_t viewer, uint32_t id)
-{
-    Kv__ClusterStatus st;
-    ck_assert_int_eq(kv_cluster_status(node(s, viewer), &st, NULL), KV_OK);
-    int r = -1;
-    for (size_t i = 0; i < st.n_nodes; i++)
-        if (st.nodes[i]->state->id == id)
-            r = st.nodes[i]->up;
-    kv_cluster_status_free(&st);
-    return r;
-}
-
-struct view_pred {
-    struct sim *s;
-    uint32_t viewer, id;
-    int want;
-};
-
-static bool view_is(void *arg)
-{
-    struct view_pred *p = arg;
-    return sim_node(p->s, p->viewer)->cluster && sees(p->s, p->viewer, p->id) == p->want;
-}
-
-static void wait_view(struct sim *s, uint32_t viewer, uint32_t id, int want)
-{
-    struct view_pred p = {s, viewer, id, want};
-    ck_assert_msg(sim_run_until(s, view_is, &p, 10000), "node %u never saw node %u as %d",
-                  viewer, id, want);
-}
-
 /* n nodes, all started with test_opts, each seeing every other one up. */
 static struct sim *cluster_of(uint64_t seed, int n)
 {
-    struct sim *s = sim_new(seed, n);
-    ck_assert_ptr_nonnull(s);
     struct kv_cluster_opts o;
     test_opts(&o);
-    for (int i = 1; i <= n; i++)
-        ck_assert_int_eq(sim_start(s, (uint32_t)i, &o), KV_OK);
-    for (int a = 1; a <= n; a++)
-        for (int b = 1; b <= n; b++)
-            if (a != b)
-                wait_view(s, (uint32_t)a, (uint32_t)b, 1);
-    return s;
-}
-
-static struct kv_cluster_stats stats_of(struct sim *s, uint32_t id)
-{
-    struct kv_cluster_stats st;
-    kv_cluster_get_stats(node(s, id), &st);
-    return st;
+    return sim_cluster_with(seed, n, &o);
 }
 
 /* ----------------------------------------------------------------------- tests -- */
@@ -183,22 +38,22 @@ static struct kv_cluster_stats stats_of(struct sim *s, uint32_t id)
 START_TEST(test_a_quorum_put_is_seen_by_a_quorum_get_from_another_coordinator)
 {
     struct sim *s = cluster_of(1, 3);
-    struct call p = put(s, 1, "user:000123", "alice", KV_LEVEL_QUORUM);
+    struct sim_call p = sim_put(s, 1, "user:000123", "alice", KV_LEVEL_QUORUM);
     ck_assert_int_eq(p.r.st, KV_OK);
     ck_assert_uint_ge(p.r.acks, 2);
     ck_assert_uint_eq(p.r.required, 2);
     ck_assert_uint_eq(p.r.version.node, 1);
     for (uint32_t via = 1; via <= 3; via++) {
-        struct call g = get(s, via, "user:000123", KV_LEVEL_QUORUM);
+        struct sim_call g = sim_get(s, via, "user:000123", KV_LEVEL_QUORUM);
         ck_assert_int_eq(g.r.st, KV_OK);
-        ck_assert(value_is(&g, "alice"));
+        ck_assert(sim_call_value_is(&g, "alice"));
         ck_assert_int_eq(kv_version_cmp(g.r.version, p.r.version), 0);
     }
-    struct call missing = get(s, 2, "user:nobody", KV_LEVEL_QUORUM);
+    struct sim_call missing = sim_get(s, 2, "user:nobody", KV_LEVEL_QUORUM);
     ck_assert_int_eq(missing.r.st, KV_NOT_FOUND);
     sim_run_for(s, 2 * TIMEOUT_MS);
     for (uint32_t id = 1; id <= 3; id++)     /* rf 3 on 3 nodes: every node is a replica */
-        ck_assert(stored_value_is(s, id, "user:000123", "alice"));
+        ck_assert(sim_stored_value_is(s, id, "user:000123", "alice"));
     sim_free(s);
 }
 END_TEST
@@ -207,18 +62,18 @@ START_TEST(test_all_with_one_replica_down_is_unavailable_and_nothing_is_stored_a
 {
     struct sim *s = cluster_of(2, 3);
     sim_crash(s, 3);
-    wait_view(s, 1, 3, 0);
-    struct call p = put(s, 1, "k", "v", KV_LEVEL_ALL);
+    sim_wait_view(s, 1, 3, 0);
+    struct sim_call p = sim_put(s, 1, "k", "v", KV_LEVEL_ALL);
     ck_assert_int_eq(p.r.st, KV_UNAVAILABLE);
     ck_assert_uint_eq(p.r.required, 3);
     ck_assert_uint_eq(p.r.alive, 2);
     ck_assert_msg(strstr(p.msg, "3") && strstr(p.msg, "2"), "message: %s", p.msg);
     sim_run_for(s, 2 * TIMEOUT_MS);
     for (uint32_t id = 1; id <= 3; id++)
-        ck_assert_int_eq(stored(s, id, "k", NULL), 0);
-    ck_assert_uint_eq(stats_of(s, 1).hints_pending, 0);
-    ck_assert_uint_eq(stats_of(s, 1).unavailable, 1);
-    struct call g = get(s, 2, "k", KV_LEVEL_ALL);
+        ck_assert_int_eq(sim_stored(s, id, "k", NULL), 0);
+    ck_assert_uint_eq(sim_stats(s, 1).hints_pending, 0);
+    ck_assert_uint_eq(sim_stats(s, 1).unavailable, 1);
+    struct sim_call g = sim_get(s, 2, "k", KV_LEVEL_ALL);
     ck_assert_int_eq(g.r.st, KV_UNAVAILABLE);
     sim_free(s);
 }
@@ -229,71 +84,71 @@ START_TEST(test_a_quorum_write_succeeds_with_one_replica_partitioned)
     struct sim *s = cluster_of(3, 3);
     sim_isolate(s, 3, true);
     /* Before the detector notices: sent to 3 and lost, still two acks. */
-    struct call p = put(s, 1, "a", "1", KV_LEVEL_QUORUM);
+    struct sim_call p = sim_put(s, 1, "a", "1", KV_LEVEL_QUORUM);
     ck_assert_int_eq(p.r.st, KV_OK);
     ck_assert_uint_eq(p.r.acks, 2);
     /* After it notices: not sent to 3 at all, still two acks. */
-    wait_view(s, 2, 3, 0);
-    p = put(s, 2, "b", "2", KV_LEVEL_QUORUM);
+    sim_wait_view(s, 2, 3, 0);
+    p = sim_put(s, 2, "b", "2", KV_LEVEL_QUORUM);
     ck_assert_int_eq(p.r.st, KV_OK);
     ck_assert_uint_eq(p.r.alive, 2);
-    struct call g = get(s, 2, "a", KV_LEVEL_QUORUM);
+    struct sim_call g = sim_get(s, 2, "a", KV_LEVEL_QUORUM);
     ck_assert_int_eq(g.r.st, KV_OK);
-    ck_assert(value_is(&g, "1"));
-    ck_assert_int_eq(stored(s, 3, "a", NULL), 0);
+    ck_assert(sim_call_value_is(&g, "1"));
+    ck_assert_int_eq(sim_stored(s, 3, "a", NULL), 0);
     sim_free(s);
 }
 END_TEST
 
 /* Node 3 misses a write to "k" (isolated for the write only, healed before the detector
  * notices). */
-static struct sim *with_stale_replica(uint64_t seed, struct call *p)
+static struct sim *with_stale_replica(uint64_t seed, struct sim_call *p)
 {
     struct sim *s = cluster_of(seed, 3);
     sim_isolate(s, 3, true);
-    *p = put(s, 1, "k", "fresh", KV_LEVEL_QUORUM);
+    *p = sim_put(s, 1, "k", "fresh", KV_LEVEL_QUORUM);
     ck_assert_int_eq(p->r.st, KV_OK);
     sim_isolate(s, 3, false);
-    ck_assert_int_eq(stored(s, 3, "k", NULL), 0);
-    ck_assert_int_eq(sees(s, 1, 3), 1);
+    ck_assert_int_eq(sim_stored(s, 3, "k", NULL), 0);
+    ck_assert_int_eq(sim_sees(s, 1, 3), 1);
     return s;
 }
 
 START_TEST(test_a_quorum_read_repairs_a_replica_that_missed_a_write_before_answering)
 {
-    struct call p;
+    struct sim_call p;
     struct sim *s = with_stale_replica(4, &p);
     /* Coordinated by the stale replica itself: its own (empty) answer is always among
      * the first two, so the quorum disagrees and the write-back must finish first. */
-    struct call g = get(s, 3, "k", KV_LEVEL_QUORUM);
+    struct sim_call g = sim_get(s, 3, "k", KV_LEVEL_QUORUM);
     ck_assert_int_eq(g.r.st, KV_OK);
-    ck_assert(value_is(&g, "fresh"));
+    ck_assert(sim_call_value_is(&g, "fresh"));
     struct kv_store_item it;
-    ck_assert_int_eq(stored(s, 3, "k", &it), 1);      /* repaired before the answer */
+    ck_assert_int_eq(sim_stored(s, 3, "k", &it), 1);      /* repaired before the answer */
     ck_assert_int_eq(kv_version_cmp(it.rec.ver, p.r.version), 0);   /* never re-minted */
     kv_store_item_free(&it);
-    ck_assert_uint_ge(stats_of(s, 3).read_repairs, 1);
+    ck_assert_uint_ge(sim_stats(s, 3).read_repairs, 1);
     sim_free(s);
 }
 END_TEST
 
 START_TEST(test_at_one_a_stale_replica_is_repaired_in_the_background)
 {
-    struct call p;
+    struct sim_call p;
     struct sim *s = with_stale_replica(5, &p);
     /* At ONE node 3's own empty answer comes first: the answer may be stale. */
-    struct call g = get(s, 3, "k", KV_LEVEL_ONE);
+    struct sim_call g = sim_get(s, 3, "k", KV_LEVEL_ONE);
     ck_assert_int_eq(g.r.st, KV_NOT_FOUND);
     ck_assert_uint_eq(g.r.acks, 1);
     sim_run_for(s, 50);
     struct kv_store_item it;
-    ck_assert_int_eq(stored(s, 3, "k", &it), 1);
+    ck_assert_int_eq(sim_stored(s, 3, "k", &it), 1);
     ck_assert_int_eq(kv_version_cmp(it.rec.ver, p.r.version), 0);
     kv_store_item_free(&it);
-    ck_assert_uint_ge(stats_of(s, 3).read_repairs, 1);
-    struct call again = get(s, 3, "k", KV_LEVEL_ONE);
+    ck_assert_uint_ge(sim_stats(s, 3).read_repairs, 1);
+    struct sim_call again = sim_get(s, 3, "k", KV_LEVEL_ONE);
     ck_assert_int_eq(again.r.st, KV_OK);
-    ck_assert(value_is(&again, "fresh"));
+    ck_assert(sim_call_value_is(&again, "fresh"));
     sim_free(s);
 }
 END_TEST
@@ -301,22 +156,22 @@ END_TEST
 START_TEST(test_a_write_whose_acks_are_lost_times_out_and_reports_its_acks)
 {
     struct sim *s = cluster_of(6, 3);
-    struct call c = {0};
-    kv_cluster_put(node(s, 1), kv_slice_str("k"), kv_slice_str("v"), 0, KV_LEVEL_ALL, 0,
-                   on_done, &c);
+    struct sim_call c = {0};
+    kv_cluster_put(sim_cluster(s, 1), kv_slice_str("k"), kv_slice_str("v"), 0, KV_LEVEL_ALL, 0,
+                   sim_call_cb, &c);
     /* The writes are on the wire already; the acks coming back are lost. */
     sim_cut(s, 1, 2, true);
     sim_cut(s, 1, 3, true);
-    finish(s, &c);
+    sim_call_wait(s, &c);
     ck_assert_int_eq(c.r.st, KV_TIMEOUT);
     ck_assert_uint_eq(c.r.acks, 1);
     ck_assert_uint_eq(c.r.required, 3);
     ck_assert_msg(strstr(c.msg, "may have been applied"), "message: %s", c.msg);
     /* And indeed it was: TIMEOUT means unknown, not failed. */
-    ck_assert(stored_value_is(s, 2, "k", "v"));
-    ck_assert(stored_value_is(s, 3, "k", "v"));
-    ck_assert_uint_eq(stats_of(s, 1).timeouts, 1);
-    ck_assert_uint_eq(stats_of(s, 1).replica_timeouts, 2);
+    ck_assert(sim_stored_value_is(s, 2, "k", "v"));
+    ck_assert(sim_stored_value_is(s, 3, "k", "v"));
+    ck_assert_uint_eq(sim_stats(s, 1).timeouts, 1);
+    ck_assert_uint_eq(sim_stats(s, 1).replica_timeouts, 2);
     sim_free(s);
 }
 END_TEST
@@ -327,9 +182,9 @@ START_TEST(test_concurrent_writes_from_two_coordinators_converge_to_the_newest_a
     /* Node 2's wall clock runs 5 s behind; its HLC still moves with what it observes. */
     sim_node(s, 2)->clock_offset_ms = -5000;
     sim_isolate(s, 1, true);
-    struct call a = put(s, 1, "k", "from-1", KV_LEVEL_ONE);
+    struct sim_call a = sim_put(s, 1, "k", "from-1", KV_LEVEL_ONE);
     sim_run_for(s, 5);
-    struct call b = put(s, 2, "k", "from-2", KV_LEVEL_ONE);
+    struct sim_call b = sim_put(s, 2, "k", "from-2", KV_LEVEL_ONE);
     ck_assert_int_eq(a.r.st, KV_OK);
     ck_assert_int_eq(b.r.st, KV_OK);
     ck_assert_int_ne(kv_version_cmp(a.r.version, b.r.version), 0);
@@ -337,21 +192,21 @@ START_TEST(test_concurrent_writes_from_two_coordinators_converge_to_the_newest_a
     struct kv_version win = a_wins ? a.r.version : b.r.version;
     const char *val = a_wins ? "from-1" : "from-2";
     sim_run_for(s, 20);
-    ck_assert(stored_value_is(s, 1, "k", "from-1"));  /* diverged: 1 alone saw a */
-    ck_assert(stored_value_is(s, 3, "k", "from-2"));
+    ck_assert(sim_stored_value_is(s, 1, "k", "from-1"));  /* diverged: 1 alone saw a */
+    ck_assert(sim_stored_value_is(s, 3, "k", "from-2"));
     sim_heal(s);
     /* Hints replay (at the next tick), and a read at ALL repairs what remains. */
     sim_run_for(s, 11000);
-    struct call g = get(s, 3, "k", KV_LEVEL_ALL);
+    struct sim_call g = sim_get(s, 3, "k", KV_LEVEL_ALL);
     ck_assert_int_eq(g.r.st, KV_OK);
-    ck_assert(value_is(&g, val));
+    ck_assert(sim_call_value_is(&g, val));
     sim_run_for(s, 100);
     for (uint32_t id = 1; id <= 3; id++) {
         struct kv_store_item it;
-        ck_assert_int_eq(stored(s, id, "k", &it), 1);
+        ck_assert_int_eq(sim_stored(s, id, "k", &it), 1);
         ck_assert_int_eq(kv_version_cmp(it.rec.ver, win), 0);
         kv_store_item_free(&it);
-        ck_assert(stored_value_is(s, id, "k", val));
+        ck_assert(sim_stored_value_is(s, id, "k", val));
     }
     sim_free(s);
 }
@@ -360,25 +215,25 @@ END_TEST
 START_TEST(test_a_delete_after_a_put_wins_on_every_replica)
 {
     struct sim *s = cluster_of(8, 3);
-    struct call p = put(s, 1, "k", "v", KV_LEVEL_QUORUM);
-    struct call d = del(s, 2, "k", KV_LEVEL_QUORUM);
+    struct sim_call p = sim_put(s, 1, "k", "v", KV_LEVEL_QUORUM);
+    struct sim_call d = sim_del(s, 2, "k", KV_LEVEL_QUORUM);
     ck_assert_int_eq(d.r.st, KV_OK);
     ck_assert_int_gt(kv_version_cmp(d.r.version, p.r.version), 0);
-    struct call g = get(s, 3, "k", KV_LEVEL_QUORUM);
+    struct sim_call g = sim_get(s, 3, "k", KV_LEVEL_QUORUM);
     ck_assert_int_eq(g.r.st, KV_NOT_FOUND);
     sim_run_for(s, 2 * TIMEOUT_MS);
     for (uint32_t id = 1; id <= 3; id++) {
         struct kv_store_item it;
-        ck_assert_int_eq(stored(s, id, "k", &it), 1);
+        ck_assert_int_eq(sim_stored(s, id, "k", &it), 1);
         ck_assert(it.rec.tombstone);
         ck_assert_int_eq(kv_version_cmp(it.rec.ver, d.r.version), 0);
         kv_store_item_free(&it);
     }
     /* A put after the delete brings the key back. */
-    ck_assert_int_eq(put(s, 3, "k", "again", KV_LEVEL_QUORUM).r.st, KV_OK);
-    struct call g2 = get(s, 1, "k", KV_LEVEL_QUORUM);
+    ck_assert_int_eq(sim_put(s, 3, "k", "again", KV_LEVEL_QUORUM).r.st, KV_OK);
+    struct sim_call g2 = sim_get(s, 1, "k", KV_LEVEL_QUORUM);
     ck_assert_int_eq(g2.r.st, KV_OK);
-    ck_assert(value_is(&g2, "again"));
+    ck_assert(sim_call_value_is(&g2, "again"));
     sim_free(s);
 }
 END_TEST
@@ -390,13 +245,13 @@ START_TEST(test_a_node_with_seeds_refuses_requests_until_it_has_heard_gossip)
     test_opts(&o);
     ck_assert_int_eq(sim_start(s, 2, &o), KV_OK);     /* its seed, node 1, is not running */
     sim_run_for(s, 200);
-    struct call p = put(s, 2, "k", "v", KV_LEVEL_ONE);
+    struct sim_call p = sim_put(s, 2, "k", "v", KV_LEVEL_ONE);
     ck_assert_int_eq(p.r.st, KV_UNAVAILABLE);
     ck_assert_msg(strstr(p.msg, "not joined yet"), "message: %s", p.msg);
-    ck_assert_int_eq(stored(s, 2, "k", NULL), 0);
+    ck_assert_int_eq(sim_stored(s, 2, "k", NULL), 0);
     ck_assert_int_eq(sim_start(s, 1, &o), KV_OK);     /* node 1 has no other seed: serves */
-    wait_view(s, 2, 1, 1);
-    p = put(s, 2, "k", "v", KV_LEVEL_QUORUM);
+    sim_wait_view(s, 2, 1, 1);
+    p = sim_put(s, 2, "k", "v", KV_LEVEL_QUORUM);
     ck_assert_int_eq(p.r.st, KV_OK);
     ck_assert_uint_eq(p.r.required, 2);           /* two nodes: a replica set of two */
     sim_free(s);
@@ -408,22 +263,22 @@ START_TEST(test_hints_never_count_so_quorum_with_two_of_three_down_is_unavailabl
     struct sim *s = cluster_of(10, 3);
     sim_crash(s, 2);
     sim_crash(s, 3);
-    wait_view(s, 1, 2, 0);
-    wait_view(s, 1, 3, 0);
-    struct call p = put(s, 1, "k", "v", KV_LEVEL_QUORUM);
+    sim_wait_view(s, 1, 2, 0);
+    sim_wait_view(s, 1, 3, 0);
+    struct sim_call p = sim_put(s, 1, "k", "v", KV_LEVEL_QUORUM);
     ck_assert_int_eq(p.r.st, KV_UNAVAILABLE);
     ck_assert_uint_eq(p.r.required, 2);
     ck_assert_uint_eq(p.r.alive, 1);
     sim_run_for(s, 2 * TIMEOUT_MS);
-    ck_assert_int_eq(stored(s, 1, "k", NULL), 0);
-    ck_assert_uint_eq(stats_of(s, 1).hints_pending, 0);
+    ck_assert_int_eq(sim_stored(s, 1, "k", NULL), 0);
+    ck_assert_uint_eq(sim_stats(s, 1).hints_pending, 0);
     /* At ONE the same write is applied once, and hinted for the two down replicas. */
-    p = put(s, 1, "k", "v", KV_LEVEL_ONE);
+    p = sim_put(s, 1, "k", "v", KV_LEVEL_ONE);
     ck_assert_int_eq(p.r.st, KV_OK);
     ck_assert_uint_eq(p.r.acks, 1);
     sim_run_for(s, 50);
-    ck_assert_uint_eq(stats_of(s, 1).hints_pending, 2);
-    ck_assert(stored_value_is(s, 1, "k", "v"));
+    ck_assert_uint_eq(sim_stats(s, 1).hints_pending, 2);
+    ck_assert(sim_stored_value_is(s, 1, "k", "v"));
     sim_free(s);
 }
 END_TEST
@@ -431,15 +286,15 @@ END_TEST
 START_TEST(test_with_fewer_nodes_than_rf_levels_count_against_the_smaller_replica_set)
 {
     struct sim *s = cluster_of(11, 2);
-    struct call p = put(s, 1, "k", "v", KV_LEVEL_THREE);
+    struct sim_call p = sim_put(s, 1, "k", "v", KV_LEVEL_THREE);
     ck_assert_int_eq(p.r.st, KV_UNAVAILABLE);
     ck_assert_uint_eq(p.r.required, 3);
     ck_assert_uint_eq(p.r.alive, 2);
-    p = put(s, 1, "k", "v", KV_LEVEL_ALL);
+    p = sim_put(s, 1, "k", "v", KV_LEVEL_ALL);
     ck_assert_int_eq(p.r.st, KV_OK);
     ck_assert_uint_eq(p.r.required, 2);
     ck_assert_uint_eq(p.r.acks, 2);
-    p = put(s, 2, "k", "w", KV_LEVEL_QUORUM);
+    p = sim_put(s, 2, "k", "w", KV_LEVEL_QUORUM);
     ck_assert_int_eq(p.r.st, KV_OK);
     ck_assert_uint_eq(p.r.required, 2);
     sim_free(s);
@@ -452,9 +307,9 @@ START_TEST(test_bad_requests_are_refused_and_never_answered_before_the_call_retu
     char big[KV_STORE_KEY_MAX + 2];
     memset(big, 'x', sizeof big - 1);
     big[sizeof big - 1] = 0;
-    ck_assert_int_eq(put(s, 1, big, "v", KV_LEVEL_QUORUM).r.st, KV_INVALID);
-    ck_assert_int_eq(get(s, 1, "", KV_LEVEL_QUORUM).r.st, KV_INVALID);
-    struct call lin = put(s, 1, "k", "v", KV_LEVEL_LINEARIZABLE);
+    ck_assert_int_eq(sim_put(s, 1, big, "v", KV_LEVEL_QUORUM).r.st, KV_INVALID);
+    ck_assert_int_eq(sim_get(s, 1, "", KV_LEVEL_QUORUM).r.st, KV_INVALID);
+    struct sim_call lin = sim_put(s, 1, "k", "v", KV_LEVEL_LINEARIZABLE);
     ck_assert_int_eq(lin.r.st, KV_INVALID);
     ck_assert_msg(strstr(lin.msg, "CAP"), "message: %s", lin.msg);
     struct kv_cluster_opts o;
@@ -463,10 +318,10 @@ START_TEST(test_bad_requests_are_refused_and_never_answered_before_the_call_retu
     char *huge = malloc(n + 1);
     memset(huge, 'v', n);
     huge[n] = 0;
-    ck_assert_int_eq(put(s, 1, "k", huge, KV_LEVEL_ONE).r.st, KV_TOO_LARGE);
+    ck_assert_int_eq(sim_put(s, 1, "k", huge, KV_LEVEL_ONE).r.st, KV_TOO_LARGE);
     free(huge);
     /* The default level is QUORUM. */
-    struct call d = put(s, 1, "k", "v", KV_LEVEL_DEFAULT);
+    struct sim_call d = sim_put(s, 1, "k", "v", KV_LEVEL_DEFAULT);
     ck_assert_int_eq(d.r.st, KV_OK);
     ck_assert_uint_eq(d.r.required, 2);
     sim_free(s);
@@ -476,8 +331,8 @@ END_TEST
 START_TEST(test_malformed_peer_messages_are_counted_and_dropped)
 {
     struct sim *s = cluster_of(13, 3);
-    struct kv_cluster *c = node(s, 1);
-    uint64_t before = stats_of(s, 1).messages_malformed;
+    struct kv_cluster *c = sim_cluster(s, 1);
+    uint64_t before = sim_stats(s, 1).messages_malformed;
 
     Kv__PeerMessage pm = KV__PEER_MESSAGE__INIT;
     pm.from = 2;
@@ -506,8 +361,8 @@ START_TEST(test_malformed_peer_messages_are_counted_and_dropped)
     rec.tombstone = false;
     kv_cluster_on_message(c, &pm);
     sim_run_for(s, 50);
-    ck_assert_uint_eq(stats_of(s, 1).messages_malformed - before, 4);
-    ck_assert_int_eq(stored(s, 1, "k", NULL), 0);
+    ck_assert_uint_eq(sim_stats(s, 1).messages_malformed - before, 4);
+    ck_assert_int_eq(sim_stored(s, 1, "k", NULL), 0);
     sim_free(s);
 }
 END_TEST
@@ -516,9 +371,9 @@ START_TEST(test_requests_in_flight_fail_with_shutdown_when_the_cluster_is_freed)
 {
     struct sim *s = cluster_of(14, 3);
     sim_isolate(s, 1, true);
-    struct call c = {0};
-    kv_cluster_put(node(s, 1), kv_slice_str("k"), kv_slice_str("v"), 0, KV_LEVEL_ALL, 0,
-                   on_done, &c);
+    struct sim_call c = {0};
+    kv_cluster_put(sim_cluster(s, 1), kv_slice_str("k"), kv_slice_str("v"), 0, KV_LEVEL_ALL, 0,
+                   sim_call_cb, &c);
     c.returned = true;
     sim_run_for(s, 10);
     ck_assert(!c.done);
@@ -543,27 +398,27 @@ START_TEST(test_local_levels_count_only_the_coordinators_region_and_each_quorum_
     for (uint32_t a = 1; a <= 4; a++)
         for (uint32_t b = 1; b <= 4; b++)
             if (a != b)
-                wait_view(s, a, b, 1);
-    ck_assert_int_eq(put(s, 1, "k", "v", KV_LEVEL_EACH_QUORUM).r.st, KV_OK);
+                sim_wait_view(s, a, b, 1);
+    ck_assert_int_eq(sim_put(s, 1, "k", "v", KV_LEVEL_EACH_QUORUM).r.st, KV_OK);
     sim_crash(s, 3);
     sim_crash(s, 4);
-    wait_view(s, 1, 3, 0);
-    wait_view(s, 1, 4, 0);
-    struct call p = put(s, 1, "k", "v2", KV_LEVEL_LOCAL_QUORUM);
+    sim_wait_view(s, 1, 3, 0);
+    sim_wait_view(s, 1, 4, 0);
+    struct sim_call p = sim_put(s, 1, "k", "v2", KV_LEVEL_LOCAL_QUORUM);
     ck_assert_int_eq(p.r.st, KV_OK);
     ck_assert_uint_eq(p.r.required, 2);               /* both eu replicas */
-    ck_assert_int_eq(put(s, 2, "k", "v3", KV_LEVEL_LOCAL_ONE).r.st, KV_OK);
-    p = put(s, 1, "k", "v4", KV_LEVEL_EACH_QUORUM);
+    ck_assert_int_eq(sim_put(s, 2, "k", "v3", KV_LEVEL_LOCAL_ONE).r.st, KV_OK);
+    p = sim_put(s, 1, "k", "v4", KV_LEVEL_EACH_QUORUM);
     ck_assert_int_eq(p.r.st, KV_UNAVAILABLE);
     ck_assert_uint_eq(p.r.required, 2);
     ck_assert_uint_eq(p.r.alive, 0);
     ck_assert_msg(strstr(p.msg, "'us'"), "message: %s", p.msg);
-    p = put(s, 1, "k", "v5", KV_LEVEL_QUORUM);        /* 3 of 4 */
+    p = sim_put(s, 1, "k", "v5", KV_LEVEL_QUORUM);        /* 3 of 4 */
     ck_assert_int_eq(p.r.st, KV_UNAVAILABLE);
     ck_assert_uint_eq(p.r.required, 3);
-    struct call g = get(s, 2, "k", KV_LEVEL_LOCAL_QUORUM);
+    struct sim_call g = sim_get(s, 2, "k", KV_LEVEL_LOCAL_QUORUM);
     ck_assert_int_eq(g.r.st, KV_OK);
-    ck_assert(value_is(&g, "v3"));
+    ck_assert(sim_call_value_is(&g, "v3"));
     sim_free(s);
 }
 END_TEST
@@ -577,11 +432,11 @@ START_TEST(test_lost_and_duplicated_messages_never_yield_a_wrong_answer_and_repl
     for (int i = 0; i < 60; i++) {
         char v[16];
         snprintf(v, sizeof v, "v%d", i);
-        struct call p = put(s, (uint32_t)(i % 3) + 1, "k", v, KV_LEVEL_QUORUM);
+        struct sim_call p = sim_put(s, (uint32_t)(i % 3) + 1, "k", v, KV_LEVEL_QUORUM);
         ck_assert_msg(p.r.st == KV_OK || p.r.st == KV_TIMEOUT, "put: %s", p.msg);
         ck_assert_uint_le(p.r.acks, 3);               /* duplicated acks count once */
         ok += p.r.st == KV_OK;
-        struct call g = get(s, (uint32_t)(i % 3) + 1, "k", KV_LEVEL_QUORUM);
+        struct sim_call g = sim_get(s, (uint32_t)(i % 3) + 1, "k", KV_LEVEL_QUORUM);
         ck_assert_msg(g.r.st == KV_OK || g.r.st == KV_TIMEOUT, "get: %s", g.msg);
         if (g.r.st == KV_OK) {
             ck_assert_uint_ge(g.value_len, 2);
@@ -593,13 +448,13 @@ START_TEST(test_lost_and_duplicated_messages_never_yield_a_wrong_answer_and_repl
     sim_set_loss(s, 0);
     sim_set_dup(s, 0);
     sim_run_for(s, 11000);                            /* hints replay at the tick */
-    struct call g = get(s, 1, "k", KV_LEVEL_ALL);     /* repairs whatever is left */
+    struct sim_call g = sim_get(s, 1, "k", KV_LEVEL_ALL);     /* repairs whatever is left */
     ck_assert_int_eq(g.r.st, KV_OK);
     sim_run_for(s, 100);
     struct kv_store_item a, b;
-    ck_assert_int_eq(stored(s, 1, "k", &a), 1);
+    ck_assert_int_eq(sim_stored(s, 1, "k", &a), 1);
     for (uint32_t id = 2; id <= 3; id++) {
-        ck_assert_int_eq(stored(s, id, "k", &b), 1);
+        ck_assert_int_eq(sim_stored(s, id, "k", &b), 1);
         ck_assert_int_eq(kv_version_cmp(a.rec.ver, b.rec.ver), 0);
         kv_store_item_free(&b);
     }

@@ -9,7 +9,7 @@
 #include <string.h>
 #include "cluster/cluster.h"
 #include "common/log.h"
-#include "tests/sim/sim.h"
+#include "tests/sim/simcall.h"
 
 #define TIMEOUT_MS 300
 
@@ -24,142 +24,12 @@ static void test_opts(struct kv_cluster_opts *o)
 
 /* --------------------------------------------------------------------- helpers -- */
 
-struct call {
-    bool done;
-    bool early;                     /* the callback ran before the call returned */
-    bool returned;
-    struct kv_cluster_result r;
-    char msg[160];
-    uint8_t value[512];
-    size_t value_len;
-};
-
-static void on_done(void *arg, const struct kv_cluster_result *r)
-{
-    struct call *c = arg;
-    ck_assert_msg(!c->done, "a callback ran twice");
-    c->done = true;
-    c->early = !c->returned;
-    c->r = *r;
-    snprintf(c->msg, sizeof c->msg, "%s", r->err.msg);
-    c->r.value = kv_slice_of(NULL, 0);
-    ck_assert_uint_le(r->value.len, sizeof c->value);
-    if (r->value.len)
-        memcpy(c->value, r->value.ptr, r->value.len);
-    c->value_len = r->value.len;
-}
-
-static bool call_done(void *arg) { return ((struct call *)arg)->done; }
-
-static struct kv_cluster *node(struct sim *s, uint32_t id)
-{
-    struct kv_cluster *c = sim_node(s, id)->cluster;
-    ck_assert_ptr_nonnull(c);
-    return c;
-}
-
-static void finish(struct sim *s, struct call *c)
-{
-    c->returned = true;
-    ck_assert_msg(sim_run_until(s, call_done, c, 10000), "no answer within 10 s");
-    ck_assert_msg(!c->early, "the callback ran before the call returned");
-}
-
-static struct call put(struct sim *s, uint32_t via, const char *key, const char *val,
-                       enum kv_level l)
-{
-    struct call c = {0};
-    kv_cluster_put(node(s, via), kv_slice_str(key), kv_slice_str(val), 0, l, 0, on_done, &c);
-    finish(s, &c);
-    return c;
-}
-
-
-/* The raw record node id holds for key: 1 with *out filled, 0 when it has none. */
-static int stored(struct sim *s, uint32_t id, const char *key, struct kv_store_item *out)
-{
-    struct kv_store_item it = {0};
-    enum kv_status st = kv_store_get(sim_node(s, id)->store, kv_slice_str(key), KV_STORE_RAW,
-                                     &it, NULL);
-    ck_assert(st == KV_OK || st == KV_NOT_FOUND);
-    if (st != KV_OK)
-        return 0;
-    if (out)
-        *out = it;
-    else
-        kv_store_item_free(&it);
-    return 1;
-}
-
-static bool stored_value_is(struct sim *s, uint32_t id, const char *key, const char *v)
-{
-    struct kv_store_item it;
-    if (!stored(s, id, key, &it))
-        return false;
-    bool eq = !it.rec.tombstone && it.rec.value.len == strlen(v) &&
-              memcmp(it.rec.value.ptr, v, it.rec.value.len) == 0;
-    kv_store_item_free(&it);
-    return eq;
-}
-
-/* How node `viewer` sees node `id`: 1 up, 0 down, -1 not in its view. */
-static int sees(struct sim *s, uint32_t viewer, uint32_t id)
-{
-    Kv__ClusterStatus st;
-    ck_assert_int_eq(kv_cluster_status(node(s, viewer), &st, NULL), KV_OK);
-    int r = -1;
-    for (size_t i = 0; i < st.n_nodes; i++)
-        if (st.nodes[i]->state->id == id)
-            r = st.nodes[i]->up;
-    kv_cluster_status_free(&st);
-    return r;
-}
-
-struct view_pred {
-    struct sim *s;
-    uint32_t viewer, id;
-    int want;
-};
-
-static bool view_is(void *arg)
-{
-    struct view_pred *p = arg;
-    return sim_node(p->s, p->viewer)->cluster && sees(p->s, p->viewer, p->id) == p->want;
-}
-
-static void wait_view(struct sim *s, uint32_t viewer, uint32_t id, int want)
-{
-    struct view_pred p = {s, viewer, id, want};
-    ck_assert_msg(sim_run_until(s, view_is, &p, 10000), "node %u never saw node %u as %d",
-                  viewer, id, want);
-}
-
-/* n nodes, all started with o, each seeing every other one up. */
-static struct sim *cluster_with(uint64_t seed, int n, const struct kv_cluster_opts *o)
-{
-    struct sim *s = sim_new(seed, n);
-    ck_assert_ptr_nonnull(s);
-    for (int i = 1; i <= n; i++)
-        ck_assert_int_eq(sim_start(s, (uint32_t)i, o), KV_OK);
-    for (int a = 1; a <= n; a++)
-        for (int b = 1; b <= n; b++)
-            if (a != b)
-                wait_view(s, (uint32_t)a, (uint32_t)b, 1);
-    return s;
-}
-
-static struct kv_cluster_stats stats_of(struct sim *s, uint32_t id)
-{
-    struct kv_cluster_stats st;
-    kv_cluster_get_stats(node(s, id), &st);
-    return st;
-}
 
 static struct sim *cluster_of(uint64_t seed, int n)
 {
     struct kv_cluster_opts o;
     test_opts(&o);
-    return cluster_with(seed, n, &o);
+    return sim_cluster_with(seed, n, &o);
 }
 
 struct holds_pred {
@@ -171,7 +41,7 @@ struct holds_pred {
 static bool holds(void *arg)
 {
     struct holds_pred *p = arg;
-    return stored_value_is(p->s, p->id, p->key, p->val);
+    return sim_stored_value_is(p->s, p->id, p->key, p->val);
 }
 
 static bool wait_holds(struct sim *s, uint32_t id, const char *key, const char *val,
@@ -185,7 +55,7 @@ static bool wait_holds(struct sim *s, uint32_t id, const char *key, const char *
 static uint64_t gossiped_hints(struct sim *s, uint32_t viewer, uint32_t id)
 {
     Kv__ClusterStatus st;
-    ck_assert_int_eq(kv_cluster_status(node(s, viewer), &st, NULL), KV_OK);
+    ck_assert_int_eq(kv_cluster_status(sim_cluster(s, viewer), &st, NULL), KV_OK);
     uint64_t h = UINT64_MAX;
     for (size_t i = 0; i < st.n_nodes; i++)
         if (st.nodes[i]->state->id == id)
@@ -197,10 +67,10 @@ static uint64_t gossiped_hints(struct sim *s, uint32_t viewer, uint32_t id)
 /* Node 3 is down (crashed and seen down by nodes 1 and 2). */
 static struct sim *with_node_3_down(uint64_t seed, const struct kv_cluster_opts *o)
 {
-    struct sim *s = cluster_with(seed, 3, o);
+    struct sim *s = sim_cluster_with(seed, 3, o);
     sim_crash(s, 3);
-    wait_view(s, 1, 3, 0);
-    wait_view(s, 2, 3, 0);
+    sim_wait_view(s, 1, 3, 0);
+    sim_wait_view(s, 2, 3, 0);
     return s;
 }
 
@@ -211,26 +81,26 @@ START_TEST(test_a_write_while_a_replica_is_down_is_hinted_and_replayed_when_it_r
     struct kv_cluster_opts o;
     test_opts(&o);
     struct sim *s = with_node_3_down(21, &o);
-    struct call p = put(s, 1, "k", "v", KV_LEVEL_QUORUM);
+    struct sim_call p = sim_put(s, 1, "k", "v", KV_LEVEL_QUORUM);
     ck_assert_int_eq(p.r.st, KV_OK);
     ck_assert_uint_eq(p.r.acks, 2);               /* the hint is not an ack */
     sim_run_for(s, 50);
-    struct kv_cluster_stats st = stats_of(s, 1);
+    struct kv_cluster_stats st = sim_stats(s, 1);
     ck_assert_uint_eq(st.hints_pending, 1);
     ck_assert_uint_eq(st.hints_stored, 1);
-    ck_assert_uint_eq(stats_of(s, 2).hints_pending, 0);
+    ck_assert_uint_eq(sim_stats(s, 2).hints_pending, 0);
     sim_run_for(s, 100);
     ck_assert_uint_eq(gossiped_hints(s, 2, 1), 1);  /* visible in kvctl status */
 
     ck_assert_int_eq(sim_start(s, 3, &o), KV_OK);
-    ck_assert_int_eq(stored(s, 3, "k", NULL), 0);
+    ck_assert_int_eq(sim_stored(s, 3, "k", NULL), 0);
     ck_assert_msg(wait_holds(s, 3, "k", "v", 2000), "the hint was not replayed");
     struct kv_store_item it;
-    ck_assert_int_eq(stored(s, 3, "k", &it), 1);
+    ck_assert_int_eq(sim_stored(s, 3, "k", &it), 1);
     ck_assert_int_eq(kv_version_cmp(it.rec.ver, p.r.version), 0);    /* never re-minted */
     kv_store_item_free(&it);
     sim_run_for(s, 50);
-    st = stats_of(s, 1);
+    st = sim_stats(s, 1);
     ck_assert_uint_eq(st.hints_pending, 0);
     ck_assert_uint_eq(st.hints_replayed, 1);
     ck_assert_uint_eq(st.hints_dropped, 0);
@@ -243,29 +113,29 @@ START_TEST(test_hints_survive_a_restart_of_the_coordinator_that_holds_them)
     struct kv_cluster_opts o;
     test_opts(&o);
     struct sim *s = with_node_3_down(22, &o);
-    ck_assert_int_eq(put(s, 1, "a", "1", KV_LEVEL_QUORUM).r.st, KV_OK);
-    ck_assert_int_eq(put(s, 1, "b", "2", KV_LEVEL_QUORUM).r.st, KV_OK);
+    ck_assert_int_eq(sim_put(s, 1, "a", "1", KV_LEVEL_QUORUM).r.st, KV_OK);
+    ck_assert_int_eq(sim_put(s, 1, "b", "2", KV_LEVEL_QUORUM).r.st, KV_OK);
     sim_run_for(s, 50);
-    ck_assert_uint_eq(stats_of(s, 1).hints_pending, 2);
+    ck_assert_uint_eq(sim_stats(s, 1).hints_pending, 2);
 
     sim_crash(s, 1);
     ck_assert_int_eq(sim_start(s, 1, &o), KV_OK);
     sim_run_for(s, 10);
-    ck_assert_uint_eq(stats_of(s, 1).hints_pending, 2);     /* counted from the store */
-    wait_view(s, 1, 2, 1);
-    wait_view(s, 1, 3, 0);
+    ck_assert_uint_eq(sim_stats(s, 1).hints_pending, 2);     /* counted from the store */
+    sim_wait_view(s, 1, 2, 1);
+    sim_wait_view(s, 1, 3, 0);
     /* New hints after the restart get new keys: nothing is overwritten. */
-    ck_assert_int_eq(put(s, 1, "c", "3", KV_LEVEL_QUORUM).r.st, KV_OK);
+    ck_assert_int_eq(sim_put(s, 1, "c", "3", KV_LEVEL_QUORUM).r.st, KV_OK);
     sim_run_for(s, 50);
-    ck_assert_uint_eq(stats_of(s, 1).hints_pending, 3);
+    ck_assert_uint_eq(sim_stats(s, 1).hints_pending, 3);
 
     ck_assert_int_eq(sim_start(s, 3, &o), KV_OK);
     ck_assert(wait_holds(s, 3, "a", "1", 2000));
     ck_assert(wait_holds(s, 3, "b", "2", 2000));
     ck_assert(wait_holds(s, 3, "c", "3", 2000));
     sim_run_for(s, 50);
-    ck_assert_uint_eq(stats_of(s, 1).hints_pending, 0);
-    ck_assert_uint_eq(stats_of(s, 1).hints_replayed, 3);
+    ck_assert_uint_eq(sim_stats(s, 1).hints_pending, 0);
+    ck_assert_uint_eq(sim_stats(s, 1).hints_replayed, 3);
     sim_free(s);
 }
 END_TEST
@@ -279,17 +149,17 @@ START_TEST(test_hints_over_the_per_node_bound_are_dropped)
     for (int i = 0; i < 5; i++) {
         char key[16];
         snprintf(key, sizeof key, "k%d", i);
-        ck_assert_int_eq(put(s, 1, key, "v", KV_LEVEL_QUORUM).r.st, KV_OK);
+        ck_assert_int_eq(sim_put(s, 1, key, "v", KV_LEVEL_QUORUM).r.st, KV_OK);
     }
     sim_run_for(s, 50);
-    struct kv_cluster_stats st = stats_of(s, 1);
+    struct kv_cluster_stats st = sim_stats(s, 1);
     ck_assert_uint_eq(st.hints_pending, 3);
     ck_assert_uint_eq(st.hints_dropped, 2);
     ck_assert_int_eq(sim_start(s, 3, &o), KV_OK);
     ck_assert(wait_holds(s, 3, "k2", "v", 2000));
     sim_run_for(s, 100);
-    ck_assert_int_eq(stored(s, 3, "k3", NULL), 0);   /* dropped: anti-entropy's job */
-    ck_assert_uint_eq(stats_of(s, 1).hints_pending, 0);
+    ck_assert_int_eq(sim_stored(s, 3, "k3", NULL), 0);   /* dropped: anti-entropy's job */
+    ck_assert_uint_eq(sim_stats(s, 1).hints_pending, 0);
     sim_free(s);
 }
 END_TEST
@@ -306,10 +176,10 @@ START_TEST(test_hints_over_the_byte_bound_are_dropped)
     for (int i = 0; i < 5; i++) {
         char key[16];
         snprintf(key, sizeof key, "k%d", i);
-        ck_assert_int_eq(put(s, 1, key, val, KV_LEVEL_QUORUM).r.st, KV_OK);
+        ck_assert_int_eq(sim_put(s, 1, key, val, KV_LEVEL_QUORUM).r.st, KV_OK);
     }
     sim_run_for(s, 50);
-    struct kv_cluster_stats st = stats_of(s, 1);
+    struct kv_cluster_stats st = sim_stats(s, 1);
     ck_assert_uint_eq(st.hints_pending, 2);          /* about 140 bytes each */
     ck_assert_uint_eq(st.hints_dropped, 3);
     sim_free(s);
@@ -322,17 +192,17 @@ START_TEST(test_hints_older_than_the_age_bound_are_deleted_not_replayed)
     test_opts(&o);
     o.max_hint_age_ms = 1000;
     struct sim *s = with_node_3_down(25, &o);
-    ck_assert_int_eq(put(s, 1, "k", "v", KV_LEVEL_QUORUM).r.st, KV_OK);
+    ck_assert_int_eq(sim_put(s, 1, "k", "v", KV_LEVEL_QUORUM).r.st, KV_OK);
     sim_run_for(s, 50);
-    ck_assert_uint_eq(stats_of(s, 1).hints_pending, 1);
+    ck_assert_uint_eq(sim_stats(s, 1).hints_pending, 1);
     sim_run_for(s, 11000);                          /* a tick purges the expired hint */
-    ck_assert_uint_eq(stats_of(s, 1).hints_pending, 0);
-    ck_assert_uint_eq(stats_of(s, 1).hints_dropped, 1);
+    ck_assert_uint_eq(sim_stats(s, 1).hints_pending, 0);
+    ck_assert_uint_eq(sim_stats(s, 1).hints_dropped, 1);
     ck_assert_int_eq(sim_start(s, 3, &o), KV_OK);
-    wait_view(s, 1, 3, 1);
+    sim_wait_view(s, 1, 3, 1);
     sim_run_for(s, 500);
-    ck_assert_int_eq(stored(s, 3, "k", NULL), 0);
-    ck_assert_uint_eq(stats_of(s, 1).hints_replayed, 0);
+    ck_assert_int_eq(sim_stored(s, 3, "k", NULL), 0);
+    ck_assert_uint_eq(sim_stats(s, 1).hints_replayed, 0);
     sim_free(s);
 }
 END_TEST
@@ -342,20 +212,20 @@ START_TEST(test_a_replay_that_is_never_acked_keeps_its_hints_and_is_retried)
     struct kv_cluster_opts o;
     test_opts(&o);
     struct sim *s = with_node_3_down(26, &o);
-    ck_assert_int_eq(put(s, 1, "k", "v", KV_LEVEL_QUORUM).r.st, KV_OK);
+    ck_assert_int_eq(sim_put(s, 1, "k", "v", KV_LEVEL_QUORUM).r.st, KV_OK);
     sim_run_for(s, 50);
     /* Node 3 returns, but node 1 reaches it only through node 2's gossip: the replay
      * batch is lost on the way. */
     sim_cut(s, 1, 3, true);
     ck_assert_int_eq(sim_start(s, 3, &o), KV_OK);
-    wait_view(s, 1, 3, 1);
+    sim_wait_view(s, 1, 3, 1);
     sim_run_for(s, 2 * TIMEOUT_MS);
-    ck_assert_int_eq(stored(s, 3, "k", NULL), 0);
-    ck_assert_uint_eq(stats_of(s, 1).hints_pending, 1);   /* not deleted without an ack */
+    ck_assert_int_eq(sim_stored(s, 3, "k", NULL), 0);
+    ck_assert_uint_eq(sim_stats(s, 1).hints_pending, 1);   /* not deleted without an ack */
     sim_cut(s, 1, 3, false);
     ck_assert_msg(wait_holds(s, 3, "k", "v", 11000), "the replay was not retried");
     sim_run_for(s, 50);
-    ck_assert_uint_eq(stats_of(s, 1).hints_pending, 0);
+    ck_assert_uint_eq(sim_stats(s, 1).hints_pending, 0);
     sim_free(s);
 }
 END_TEST
@@ -364,10 +234,10 @@ START_TEST(test_a_replica_that_never_acked_a_write_gets_a_hint_at_the_timeout)
 {
     struct sim *s = cluster_of(27, 3);
     sim_isolate(s, 3, true);                        /* lost before anyone notices */
-    ck_assert_int_eq(put(s, 1, "k", "v", KV_LEVEL_QUORUM).r.st, KV_OK);
-    ck_assert_uint_eq(stats_of(s, 1).hints_pending, 0);
+    ck_assert_int_eq(sim_put(s, 1, "k", "v", KV_LEVEL_QUORUM).r.st, KV_OK);
+    ck_assert_uint_eq(sim_stats(s, 1).hints_pending, 0);
     sim_run_for(s, TIMEOUT_MS + 50);
-    ck_assert_uint_eq(stats_of(s, 1).hints_pending, 1);
+    ck_assert_uint_eq(sim_stats(s, 1).hints_pending, 1);
     sim_isolate(s, 3, false);
     ck_assert_msg(wait_holds(s, 3, "k", "v", 11000), "the hint was not replayed at a tick");
     sim_free(s);

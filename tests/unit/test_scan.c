@@ -11,7 +11,7 @@
 #include <string.h>
 #include "cluster/cluster.h"
 #include "common/log.h"
-#include "tests/sim/sim.h"
+#include "tests/sim/simcall.h"
 
 #define TIMEOUT_MS 300
 #define NKEYS 300
@@ -24,123 +24,6 @@ static void test_opts(struct kv_cluster_opts *o)
 }
 
 /* --------------------------------------------------------------------- helpers -- */
-
-struct call {
-    bool done;
-    bool early;                     /* the callback ran before the call returned */
-    bool returned;
-    struct kv_cluster_result r;
-    char msg[160];
-    uint8_t value[512];
-    size_t value_len;
-};
-
-static void on_done(void *arg, const struct kv_cluster_result *r)
-{
-    struct call *c = arg;
-    ck_assert_msg(!c->done, "a callback ran twice");
-    c->done = true;
-    c->early = !c->returned;
-    c->r = *r;
-    snprintf(c->msg, sizeof c->msg, "%s", r->err.msg);
-    c->r.value = kv_slice_of(NULL, 0);
-    ck_assert_uint_le(r->value.len, sizeof c->value);
-    if (r->value.len)
-        memcpy(c->value, r->value.ptr, r->value.len);
-    c->value_len = r->value.len;
-}
-
-static bool call_done(void *arg) { return ((struct call *)arg)->done; }
-
-static struct kv_cluster *node(struct sim *s, uint32_t id)
-{
-    struct kv_cluster *c = sim_node(s, id)->cluster;
-    ck_assert_ptr_nonnull(c);
-    return c;
-}
-
-static void finish(struct sim *s, struct call *c)
-{
-    c->returned = true;
-    ck_assert_msg(sim_run_until(s, call_done, c, 10000), "no answer within 10 s");
-    ck_assert_msg(!c->early, "the callback ran before the call returned");
-}
-
-static struct call put(struct sim *s, uint32_t via, const char *key, const char *val,
-                       enum kv_level l)
-{
-    struct call c = {0};
-    kv_cluster_put(node(s, via), kv_slice_str(key), kv_slice_str(val), 0, l, 0, on_done, &c);
-    finish(s, &c);
-    return c;
-}
-
-static struct call del(struct sim *s, uint32_t via, const char *key, enum kv_level l)
-{
-    struct call c = {0};
-    kv_cluster_delete(node(s, via), kv_slice_str(key), l, 0, on_done, &c);
-    finish(s, &c);
-    return c;
-}
-
-/* The raw record node id holds for key: 1 with *out filled, 0 when it has none. */
-static int stored(struct sim *s, uint32_t id, const char *key, struct kv_store_item *out)
-{
-    struct kv_store_item it = {0};
-    enum kv_status st = kv_store_get(sim_node(s, id)->store, kv_slice_str(key), KV_STORE_RAW,
-                                     &it, NULL);
-    ck_assert(st == KV_OK || st == KV_NOT_FOUND);
-    if (st != KV_OK)
-        return 0;
-    if (out)
-        *out = it;
-    else
-        kv_store_item_free(&it);
-    return 1;
-}
-
-static bool stored_value_is(struct sim *s, uint32_t id, const char *key, const char *v)
-{
-    struct kv_store_item it;
-    if (!stored(s, id, key, &it))
-        return false;
-    bool eq = !it.rec.tombstone && it.rec.value.len == strlen(v) &&
-              memcmp(it.rec.value.ptr, v, it.rec.value.len) == 0;
-    kv_store_item_free(&it);
-    return eq;
-}
-
-/* How node `viewer` sees node `id`: 1 up, 0 down, -1 not in its view. */
-static int sees(struct sim *s, uint32_t viewer, uint32_t id)
-{
-    Kv__ClusterStatus st;
-    ck_assert_int_eq(kv_cluster_status(node(s, viewer), &st, NULL), KV_OK);
-    int r = -1;
-    for (size_t i = 0; i < st.n_nodes; i++)
-        if (st.nodes[i]->state->id == id)
-            r = st.nodes[i]->up;
-    kv_cluster_status_free(&st);
-    return r;
-}
-
-struct view_pred {
-    struct sim *s;
-    uint32_t viewer, id;
-    int want;
-};
-
-static bool view_is(void *arg)
-{
-    struct view_pred *p = arg;
-    return sim_node(p->s, p->viewer)->cluster && sees(p->s, p->viewer, p->id) == p->want;
-}
-
-static void wait_view(struct sim *s, uint32_t viewer, uint32_t id, int want)
-{
-    struct view_pred p = {s, viewer, id, want};
-    ck_assert_msg(sim_run_until(s, view_is, &p, 10000), "node %u never saw node %u as %d",
-                  viewer, id, want);
-}
 
 /* n nodes with rf, each owning its share of the tokens "user:%06d" at every 20th key
  * (so 300 keys span 15 ranges with varying replica sets), each seeing every other up. */
@@ -173,18 +56,8 @@ static struct sim *cluster_of(uint64_t seed, int n, unsigned rf)
         node_opts(&o, (uint32_t)i, n, rf);
         ck_assert_int_eq(sim_start(s, (uint32_t)i, &o), KV_OK);
     }
-    for (int a = 1; a <= n; a++)
-        for (int b = 1; b <= n; b++)
-            if (a != b)
-                wait_view(s, (uint32_t)a, (uint32_t)b, 1);
+    sim_wait_all_up(s, n);
     return s;
-}
-
-static struct kv_cluster_stats stats_of(struct sim *s, uint32_t id)
-{
-    struct kv_cluster_stats st;
-    kv_cluster_get_stats(node(s, id), &st);
-    return st;
 }
 
 #define MAX_ITEMS 2048
@@ -227,7 +100,7 @@ static struct page *scan_page(struct sim *s, uint32_t via, const char *start, co
                               enum kv_level l)
 {
     struct page *p = calloc(1, sizeof *p);
-    kv_cluster_scan(node(s, via), kv_slice_str(start), kv_slice_str(end), kv_slice_str(after),
+    kv_cluster_scan(sim_cluster(s, via), kv_slice_str(start), kv_slice_str(end), kv_slice_str(after),
                     limit, keys_only, l, 0, on_page, p);
     p->returned = true;
     ck_assert_msg(sim_run_until(s, page_done, p, 10000), "no scan answer within 10 s");
@@ -282,7 +155,7 @@ static void write_keys(struct sim *s, const char *prefix)
         char k[16], v[16];
         key_of(k, i);
         snprintf(v, sizeof v, "%s%d", prefix, i);
-        struct call c = put(s, (uint32_t)(i % 3) + 1, k, v, KV_LEVEL_QUORUM);
+        struct sim_call c = sim_put(s, (uint32_t)(i % 3) + 1, k, v, KV_LEVEL_QUORUM);
         ck_assert_int_eq(c.r.st, KV_OK);
     }
     sim_run_for(s, 2 * TIMEOUT_MS);
@@ -336,12 +209,12 @@ START_TEST(test_a_scan_hides_tombstones_and_expired_records)
     for (int i = 0; i < NKEYS; i += 3) {
         char k[16];
         key_of(k, i);
-        ck_assert_int_eq(del(s, 2, k, KV_LEVEL_QUORUM).r.st, KV_OK);
+        ck_assert_int_eq(sim_del(s, 2, k, KV_LEVEL_QUORUM).r.st, KV_OK);
     }
-    struct call c = {0};
-    kv_cluster_put(node(s, 1), kv_slice_str("user:000001"), kv_slice_str("short"), 100,
-                   KV_LEVEL_ALL, 0, on_done, &c);
-    finish(s, &c);
+    struct sim_call c = {0};
+    kv_cluster_put(sim_cluster(s, 1), kv_slice_str("user:000001"), kv_slice_str("short"), 100,
+                   KV_LEVEL_ALL, 0, sim_call_cb, &c);
+    sim_call_wait(s, &c);
     ck_assert_int_eq(c.r.st, KV_OK);
     sim_run_for(s, 200);
     static char keys[NKEYS * 2][16];
@@ -370,17 +243,17 @@ START_TEST(test_a_quorum_scan_merges_a_stale_replica_newest_wins_and_repairs_it)
         char k[16], v[16];
         key_of(k, i);
         snprintf(v, sizeof v, "new%d", i);
-        ck_assert_int_eq(put(s, 1, k, v, KV_LEVEL_QUORUM).r.st, KV_OK);
+        ck_assert_int_eq(sim_put(s, 1, k, v, KV_LEVEL_QUORUM).r.st, KV_OK);
     }
     for (int i = NKEYS; i < NKEYS + 40; i++) {
         char k[16];
         key_of(k, i);
-        ck_assert_int_eq(put(s, 2, k, "fresh", KV_LEVEL_QUORUM).r.st, KV_OK);
+        ck_assert_int_eq(sim_put(s, 2, k, "fresh", KV_LEVEL_QUORUM).r.st, KV_OK);
     }
     sim_isolate(s, 3, false);
-    ck_assert(stored_value_is(s, 3, "user:000000", "old0"));
-    ck_assert_int_eq(sees(s, 1, 3), 1);
-    uint64_t repairs = stats_of(s, 3).read_repairs;
+    ck_assert(sim_stored_value_is(s, 3, "user:000000", "old0"));
+    ck_assert_int_eq(sim_sees(s, 1, 3), 1);
+    uint64_t repairs = sim_stats(s, 3).read_repairs;
 
     /* Coordinated by the stale node: its own answer is always in the quorum. */
     static char keys[NKEYS * 2][16], vals[NKEYS * 2][16];
@@ -397,10 +270,10 @@ START_TEST(test_a_quorum_scan_merges_a_stale_replica_newest_wins_and_repairs_it)
         ck_assert_str_eq(vals[i], v);
     }
     /* Repaired before each page was answered. */
-    ck_assert(stored_value_is(s, 3, "user:000000", "new0"));
-    ck_assert(stored_value_is(s, 3, "user:000298", "new298"));
-    ck_assert(stored_value_is(s, 3, "user:000339", "fresh"));
-    ck_assert_uint_ge(stats_of(s, 3).read_repairs - repairs, NKEYS / 2 + 40);
+    ck_assert(sim_stored_value_is(s, 3, "user:000000", "new0"));
+    ck_assert(sim_stored_value_is(s, 3, "user:000298", "new298"));
+    ck_assert(sim_stored_value_is(s, 3, "user:000339", "fresh"));
+    ck_assert_uint_ge(sim_stats(s, 3).read_repairs - repairs, NKEYS / 2 + 40);
     sim_free(s);
 }
 END_TEST
@@ -410,7 +283,7 @@ START_TEST(test_a_quorum_scan_works_with_one_node_down_and_all_is_unavailable)
     struct sim *s = cluster_of(34, 3, 3);
     write_keys(s, "v");
     sim_crash(s, 3);
-    wait_view(s, 1, 3, 0);
+    sim_wait_view(s, 1, 3, 0);
     ck_assert_uint_eq(scan_all(s, 1, "", "", 37, KV_LEVEL_QUORUM, NULL, NULL, NULL), NKEYS);
     struct page *p = scan_page(s, 2, "", "", "", 10, false, KV_LEVEL_ALL);
     ck_assert_int_eq(p->st, KV_UNAVAILABLE);
@@ -425,7 +298,7 @@ static void crash_node_2_after_page_2(struct sim *s, int page)
     if (page != 2)
         return;
     sim_crash(s, 2);
-    wait_view(s, 1, 2, 0);
+    sim_wait_view(s, 1, 2, 0);
 }
 
 static void restart_node_4_after_page_1(struct sim *s, int page)
