@@ -160,6 +160,15 @@ void kv_replica_on_read(struct kv_cluster *c, const Kv__PeerMessage *msg)
     j->to = msg->from;
     j->op_id = msg->op_id;
     kv_cluster__job_add(c, &j->hdr, read_job_drop);
+    /* A read the memtable or block cache can answer costs far less than a hop to a
+     * storage thread and back (the hop's context switches were most of a read's CPU), and
+     * KV_STORE_CACHE_ONLY never touches the disk, so it is safe on the cluster thread. */
+    j->st = kv_store_get(j->store, kv_slice_of(j->key, j->key_len),
+                         KV_STORE_RAW | KV_STORE_CACHE_ONLY, &j->item, &j->err);
+    if (j->st != KV_AGAIN) {
+        read_done(j);
+        return;
+    }
     c->io.run(c->io.ctx, read_work, read_done, j);
 }
 
