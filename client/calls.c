@@ -75,6 +75,24 @@ int kvc_get(struct kvc_client *c, const void *key, size_t key_len, struct kvc_va
     return rc;
 }
 
+int kvc_cas(struct kvc_client *c, const void *key, size_t key_len, const void *expected,
+            size_t expected_len, bool expect_absent, const void *val, size_t val_len,
+            const struct kvc_call *o, bool *applied, struct kvc_value *current,
+            struct kvc_err *err)
+{
+    struct kvc_op op = {.type = KVC_OP_CAS, .key = key, .key_len = key_len, .value = val,
+                        .value_len = val_len, .expected = expected,
+                        .expected_len = expected_len, .expect_absent = expect_absent};
+    int rc = run_one(c, &op, o, err);      /* a write: never resent (2) */
+    if (applied)
+        *applied = rc == KVC_OK && op.cas_applied;
+    if (current)
+        *current = op.result;
+    else
+        kvc_value_free(&op.result);
+    return rc;
+}
+
 int kvc_delete(struct kvc_client *c, const void *key, size_t key_len, const struct kvc_call *o,
                struct kvc_err *err)
 {

@@ -247,6 +247,13 @@ static const struct kvc_op *some_op(const struct kvc__table *t)
     return NULL;
 }
 
+/* A local read (kvc_call.local): bound to nodes[0], never moved (nodes.c (5)). */
+static bool is_local(const struct kvc_op *op, void *arg)
+{
+    (void)arg;
+    return op->type == KVC_OP_GET && op->call.local;
+}
+
 /* Node src's connect failed with requests queued that never left the process: move them
  * to another node, and on from there while connects fail at once. They all go where one
  * of them would be routed now (its next replica): most share that replica, and any node
@@ -254,13 +261,27 @@ static const struct kvc_op *some_op(const struct kvc__table *t)
  * was left (err says why). */
 static size_t reroute(struct kvc_client *c, size_t src, uint64_t now, struct kvc_err *err)
 {
+    size_t failed = 0;
     kvc__node_avoid(c, src, now);
     for (;;) {
         struct kvc__node *s = c->nodes[src];
+        /* A local read must not be answered by another node (nodes.c (5)): it fails here.
+         * Its frame moves with the others; the answer finds no op and is ignored. */
+        struct kvc_op *lh = NULL, *lt = NULL;
+        if (kvc__table_drain(&s->table, is_local, NULL, &lh, &lt))
+            kvc__err(err, KVC_CONN, "cannot connect to %s for a local read", s->addr);
+        while (lh) {
+            struct kvc_op *op = lh;
+            lh = op->next_;
+            kvc__err(&op->err, KVC_CONN, "cannot connect to %s for a local read: %.100s",
+                     s->addr, c->last_err.msg);
+            failed += op != &c->refresh.op;
+            kvc__push_done(c, op);
+        }
         const struct kvc_op *any = some_op(&s->table);
         if (!any) {
             s->conn.out.len = 0;   /* only requests whose ops timed out: nobody waits */
-            return 0;
+            return failed;
         }
         size_t dst = kvc__pick(c, any, now);
         if (dst == KVC__NONE) {
@@ -268,11 +289,12 @@ static size_t reroute(struct kvc_client *c, size_t src, uint64_t now, struct kvc
             snprintf(msg, sizeof msg, "cannot connect to any node (last: %.120s)",
                      c->last_err.msg);
             kvc__err(err, KVC_CONN, "%s", msg);
-            return kvc__fail_node(c, src, KVC_CONN, msg, 0);
+            return failed + kvc__fail_node(c, src, KVC_CONN, msg, 0);
         }
         struct kvc__node *d = c->nodes[dst];
         if (kv_vec_append(&d->conn.out, s->conn.out.ptr, s->conn.out.len) != 0)
-            return kvc__fail_node(c, src, KVC_NOMEM, "out of memory moving requests", 0);
+            return failed + kvc__fail_node(c, src, KVC_NOMEM, "out of memory moving requests",
+                                           0);
         s->conn.out.len = 0;
         struct kvc_op *head = NULL, *tail = NULL;
         kvc__table_drain(&s->table, NULL, NULL, &head, &tail);
@@ -285,7 +307,7 @@ static size_t reroute(struct kvc_client *c, size_t src, uint64_t now, struct kvc
             }
         }
         if (kvc__node_open(c, dst, now, &c->last_err) == KVC_OK)
-            return 0;
+            return failed;
         src = dst;
     }
 }

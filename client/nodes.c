@@ -15,7 +15,10 @@
  *     marks (client.c), so a restarted cluster is found again on the next call.
  * (4) At most max_conns sockets are open: opening one more first closes the least
  *     recently used idle one (nothing queued, nothing in flight); when none is idle the
- *     pick falls back to a node whose socket is already open. */
+ *     pick falls back to a node whose socket is already open.
+ * (5) A local read (kvc_call.local) goes to nodes[0], the first address the caller gave,
+ *     whatever the ring or the node's liveness says: it is a question about that node's
+ *     store, so no other node may answer it. */
 #include <stdlib.h>
 #include <string.h>
 #include "client/internal.h"
@@ -117,6 +120,9 @@ size_t kvc__pick_any(struct kvc_client *c, uint64_t now)
 
 size_t kvc__pick(struct kvc_client *c, const struct kvc_op *op, uint64_t now)
 {
+    /* (5) A local read asks about one node's own store: the first address, or nothing. */
+    if (op->type == KVC_OP_GET && op->call.local)
+        return c->nnodes && c->nodes[0]->avoid_until_ns <= now ? 0 : KVC__NONE;
     const struct kvc__range *r = NULL;
     if (c->opts.token_aware && c->ring.n) {
         if (op->type == KVC_OP_SCAN)

@@ -31,8 +31,21 @@ int kvc__op_validate(const struct kvc_op *op, uint32_t max_frame, struct kvc_err
     if ((unsigned)op->call.consistency > KVC_CL_LINEARIZABLE)
         return kvc__err(err, KVC_INVALID, "unknown consistency level %d",
                         (int)op->call.consistency);
+    if (op->call.local && op->type != KVC_OP_GET)
+        return kvc__err(err, KVC_INVALID, "local applies to get only");
     int rc;
     switch (op->type) {
+    case KVC_OP_CAS:
+        if (op->expect_absent && op->expected_len)
+            return kvc__err(err, KVC_INVALID, "cas: expect_absent with an expected value");
+        if (!op->expect_absent && !op->expected)
+            return kvc__err(err, KVC_INVALID, "cas: expected is NULL without expect_absent");
+        if (op->expected_len > max_frame)
+            return kvc__err(err, KVC_TOO_LARGE,
+                            "expected value of %zu bytes exceeds the frame limit of %u bytes",
+                            op->expected_len, max_frame);
+        /* The new value and the key are checked as a put's. */
+        /* fall through */
     case KVC_OP_PUT:
         if (op->value_len && !op->value)
             return kvc__err(err, KVC_INVALID, "value is NULL but its length is %zu",
@@ -71,6 +84,7 @@ int kvc__op_encode(const struct kvc_op *op, uint32_t timeout_ms, uint32_t compre
     Kv__PutRequest put = KV__PUT_REQUEST__INIT;
     Kv__DeleteRequest del = KV__DELETE_REQUEST__INIT;
     Kv__ScanRequest scan = KV__SCAN_REQUEST__INIT;
+    Kv__CasRequest cas = KV__CAS_REQUEST__INIT;
     Kv__ClusterStatusRequest status = KV__CLUSTER_STATUS_REQUEST__INIT;
     struct kv_err e;
     kv_err_clear(&e);
@@ -85,6 +99,7 @@ int kvc__op_encode(const struct kvc_op *op, uint32_t timeout_ms, uint32_t compre
     switch (op->type) {   /* no case for KVC__OP_STATUS, set above */
     case KVC_OP_GET:
         get.key = bin(op->key, op->key_len);
+        get.local = op->call.local;
         req.op_case = KV__REQUEST__OP_GET;
         req.get = &get;
         break;
@@ -101,6 +116,22 @@ int kvc__op_encode(const struct kvc_op *op, uint32_t timeout_ms, uint32_t compre
         put.ttl_ms = op->call.ttl_ms;
         req.op_case = KV__REQUEST__OP_PUT;
         req.put = &put;
+        break;
+    }
+    case KVC_OP_CAS: {
+        struct kv_slice wire;
+        bool lz4 = false;
+        if (kv_codec_value_pack(kv_slice_of(op->value, op->value_len), compress_threshold,
+                                scratch, &wire, &lz4, &e) != KV_OK)
+            return kvc__err(err, KVC_NOMEM, "%s", e.msg);
+        cas.key = bin(op->key, op->key_len);
+        cas.expect_absent = op->expect_absent;
+        cas.expected = bin(op->expected, op->expected_len);
+        cas.value = bin(wire.ptr, wire.len);
+        cas.lz4 = lz4;
+        cas.raw_len = lz4 ? (uint32_t)op->value_len : 0;
+        req.op_case = KV__REQUEST__OP_CAS;
+        req.cas = &cas;
         break;
     }
     case KVC_OP_DELETE:
@@ -169,6 +200,25 @@ static void fill_get(struct kvc_op *op, const Kv__Response *resp, uint32_t max_v
     op->result.version = g->version;
     op->result.version_node = g->version_node;
     op->result.expires_at_ms = g->expires_at_ms;
+}
+
+static void fill_cas(struct kvc_op *op, const Kv__Response *resp)
+{
+    if (resp->result_case != KV__RESPONSE__RESULT_CAS || !resp->cas) {
+        kvc__err(&op->err, KVC_PROTO, "OK answer to a cas carries no cas result");
+        return;
+    }
+    const Kv__CasResponse *cr = resp->cas;
+    op->cas_applied = cr->applied;
+    op->result.version = cr->version;
+    op->result.version_node = cr->version_node;
+    if (!cr->exists)
+        return;
+    if (!(op->result.data = dup_bytes(cr->current.data, cr->current.len))) {
+        kvc__err(&op->err, KVC_NOMEM, "out of memory for a %zu-byte value", cr->current.len);
+        return;
+    }
+    op->result.len = cr->current.len;
 }
 
 static void fill_scan(struct kvc_op *op, const Kv__Response *resp, uint32_t max_value)
@@ -260,6 +310,9 @@ void kvc__op_fill(struct kvc_op *op, const Kv__Response *resp, uint32_t max_valu
         break;
     case KVC_OP_SCAN:
         fill_scan(op, resp, max_value);
+        break;
+    case KVC_OP_CAS:
+        fill_cas(op, resp);
         break;
     case KVC_OP_PUT:
     case KVC_OP_DELETE:

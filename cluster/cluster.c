@@ -115,6 +115,26 @@ bool kv_cluster__record_live(const Kv__Record *r, uint64_t now_ms)
     return !r->tombstone && (r->expires_at_ms == 0 || r->expires_at_ms > now_ms);
 }
 
+bool kv_cluster__record_copy(Kv__Record *dst, uint8_t *key, size_t key_len,
+                             const Kv__Record *src)
+{
+    free(dst->value.data);
+    kv__record__init(dst);
+    dst->key.data = key;
+    dst->key.len = key_len;
+    dst->hlc = src->hlc;
+    dst->node = src->node;
+    dst->tombstone = src->tombstone;
+    dst->expires_at_ms = src->expires_at_ms;
+    if (src->value.len) {
+        if (!(dst->value.data = malloc(src->value.len)))
+            return false;
+        memcpy(dst->value.data, src->value.data, src->value.len);
+        dst->value.len = src->value.len;
+    }
+    return true;
+}
+
 /* --- jobs ---------------------------------------------------------------------------- */
 
 void kv_cluster__job_add(struct kv_cluster *c, struct kv_cluster__job *j,
@@ -506,6 +526,21 @@ static bool message_ok(const struct kv_cluster *c, const Kv__PeerMessage *m)
     case KV__PEER_MESSAGE__BODY_SCAN_REPLY:
         return m->scan_reply &&
                records_ok(c, m->scan_reply->records, m->scan_reply->n_records);
+    case KV__PEER_MESSAGE__BODY_PREPARE:
+        return m->prepare && m->prepare->ballot && m->prepare->key.len &&
+               m->prepare->key.len <= KV_STORE_KEY_MAX;
+    case KV__PEER_MESSAGE__BODY_PROMISE:
+        return m->promise &&
+               (!m->promise->current || kv_cluster__record_ok(c, m->promise->current)) &&
+               (!m->promise->accepted || kv_cluster__record_ok(c, m->promise->accepted));
+    case KV__PEER_MESSAGE__BODY_PROPOSE:
+        return m->propose && kv_cluster__record_ok(c, m->propose->proposal);
+    case KV__PEER_MESSAGE__BODY_ACCEPTED:
+        return m->accepted != NULL;
+    case KV__PEER_MESSAGE__BODY_COMMIT:
+        return m->commit && kv_cluster__record_ok(c, m->commit->record);
+    case KV__PEER_MESSAGE__BODY_COMMIT_ACK:
+        return m->commit_ack != NULL;
     default:
         return false;
     }
@@ -533,6 +568,15 @@ void kv_cluster_on_message(struct kv_cluster *c, const Kv__PeerMessage *msg)
     case KV__PEER_MESSAGE__BODY_SCAN:
         kv_replica_on_scan(c, msg);
         return;
+    case KV__PEER_MESSAGE__BODY_PREPARE:
+        kv_paxos_on_prepare(c, msg);
+        return;
+    case KV__PEER_MESSAGE__BODY_PROPOSE:
+        kv_paxos_on_propose(c, msg);
+        return;
+    case KV__PEER_MESSAGE__BODY_COMMIT:
+        kv_paxos_on_commit(c, msg);
+        return;
     default:
         break;
     }
@@ -547,20 +591,36 @@ void kv_cluster_on_message(struct kv_cluster *c, const Kv__PeerMessage *msg)
 void kv_cluster_get(struct kv_cluster *c, struct kv_slice key, enum kv_level level,
                     uint32_t timeout_ms, kv_cluster_cb cb, void *arg)
 {
-    kv_coord_get(c, key, level, timeout_ms, cb, arg);
+    if (kv_coord_level(c, level) == KV_LEVEL_LINEARIZABLE)
+        kv_lin_get(c, key, timeout_ms, cb, arg);
+    else
+        kv_coord_get(c, key, level, timeout_ms, cb, arg);
 }
 
 void kv_cluster_put(struct kv_cluster *c, struct kv_slice key, struct kv_slice value,
                     uint64_t ttl_ms, enum kv_level level, uint32_t timeout_ms, kv_cluster_cb cb,
                     void *arg)
 {
-    kv_coord_write(c, key, value, false, ttl_ms, level, timeout_ms, cb, arg);
+    if (kv_coord_level(c, level) == KV_LEVEL_LINEARIZABLE)
+        kv_lin_write(c, key, value, false, ttl_ms, timeout_ms, cb, arg);
+    else
+        kv_coord_write(c, key, value, false, ttl_ms, level, timeout_ms, cb, arg);
 }
 
 void kv_cluster_delete(struct kv_cluster *c, struct kv_slice key, enum kv_level level,
                        uint32_t timeout_ms, kv_cluster_cb cb, void *arg)
 {
-    kv_coord_write(c, key, kv_slice_of(NULL, 0), true, 0, level, timeout_ms, cb, arg);
+    if (kv_coord_level(c, level) == KV_LEVEL_LINEARIZABLE)
+        kv_lin_write(c, key, kv_slice_of(NULL, 0), true, 0, timeout_ms, cb, arg);
+    else
+        kv_coord_write(c, key, kv_slice_of(NULL, 0), true, 0, level, timeout_ms, cb, arg);
+}
+
+void kv_cluster_cas(struct kv_cluster *c, struct kv_slice key, bool expect_absent,
+                    struct kv_slice expected, struct kv_slice value, uint32_t timeout_ms,
+                    kv_cluster_cb cb, void *arg)
+{
+    kv_paxos_cas(c, key, expect_absent, expected, value, timeout_ms, cb, arg);
 }
 
 void kv_cluster_scan(struct kv_cluster *c, struct kv_slice start, struct kv_slice end,

@@ -52,6 +52,10 @@ struct kv_cluster_opts {
     uint64_t max_hint_age_ms;       /* older hints are dropped, not replayed; default 3 h */
     uint32_t scan_default_limit;    /* default 100 */
     uint32_t max_value;             /* for validating peer records; default 1 MiB */
+    /* TEST ONLY (server setting debug_skip_writeback, requires debug = true): LINEARIZABLE
+     * reads answer without writing the newest value back, which makes new->old inversions
+     * possible. Exists so the jepsen harness can prove its checker catches them. */
+    bool debug_skip_writeback;
 };
 void kv_cluster_opts_default(struct kv_cluster_opts *o);
 
@@ -90,6 +94,12 @@ struct kv_cluster_result {
     const struct kv_cluster_item *items;
     size_t n_items;
     bool more;
+    /* LINEARIZABLE and cas: round trips this request took (each phase counts one). */
+    uint32_t round_trips;
+    /* cas (st == KV_OK): applied, else `value`/`version` are the current value the
+     * expectation failed against (exists=false: no live value). With applied, value is
+     * the new value and version the committed ballot. */
+    bool applied, exists;
 };
 /* A callback may start new requests; it must not call kv_cluster_free. */
 typedef void (*kv_cluster_cb)(void *arg, const struct kv_cluster_result *r);
@@ -103,6 +113,14 @@ void kv_cluster_put(struct kv_cluster *c, struct kv_slice key, struct kv_slice v
                     void *arg);
 void kv_cluster_delete(struct kv_cluster *c, struct kv_slice key, enum kv_level level,
                        uint32_t timeout_ms, kv_cluster_cb cb, void *arg);
+/* Compare-and-set through single-decree Paxos among the key's replicas (cluster/paxos.c,
+ * docs/cap.md): sets key to value iff its live value equals expected, or (expect_absent)
+ * iff it has none. Answers KV_OK with r->applied, r->exists, r->value, r->version;
+ * KV_TIMEOUT means unknown (it may have applied); KV_UNAVAILABLE means not applied.
+ * Key, expected and value are copied; timeout_ms 0 means opts.default_timeout_ms. */
+void kv_cluster_cas(struct kv_cluster *c, struct kv_slice key, bool expect_absent,
+                    struct kv_slice expected, struct kv_slice value, uint32_t timeout_ms,
+                    kv_cluster_cb cb, void *arg);
 /* Keys in [start, end) (end empty: no bound), strictly after `after` when after.len > 0
  * (a cursor), at most limit (0: opts.scan_default_limit) live items in key order.
  * more=true only with n_items > 0, so the last item's key is always there to resume from;
@@ -123,6 +141,12 @@ struct kv_cluster_stats {
     uint64_t hints_pending, hints_stored, hints_replayed, hints_dropped;
     uint64_t read_repairs, replica_timeouts, messages_malformed;
     uint64_t unavailable, timeouts;
+    /* LINEARIZABLE get/put/delete: requests, round trips, reads that wrote back */
+    uint64_t linear_ops, linear_round_trips, linear_writebacks;
+    /* cas: requests, applied, not applied, Paxos attempts (retries after contention),
+     * round trips, in-progress proposals finished for others */
+    uint64_t cas_ops, cas_applied, cas_not_applied, cas_attempts, cas_round_trips,
+        cas_recoveries;
 };
 void kv_cluster_get_stats(const struct kv_cluster *c, struct kv_cluster_stats *out);
 #endif

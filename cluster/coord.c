@@ -93,7 +93,9 @@ enum kv_status kv_coord_need(const struct kv_cluster *c, enum kv_level level,
         return KV_OK;
     }
     case KV_LEVEL_LINEARIZABLE:
-        return kv_err_set(err, KV_INVALID, "LINEARIZABLE arrives with the CAP work");
+        /* get/put/delete at LINEARIZABLE go to linear.c; this is reached by scans. */
+        return kv_err_set(err, KV_INVALID,
+                          "LINEARIZABLE applies to get, put, delete and cas; not to scans");
     default:
         return kv_err_set(err, KV_INVALID, "unknown consistency level %d", (int)level);
     }

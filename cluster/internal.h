@@ -104,6 +104,10 @@ enum kv_status kv_cluster__admit(struct kv_cluster *c, struct kv_err *err);
 bool kv_cluster__record_ok(const struct kv_cluster *c, const Kv__Record *r);
 struct kv_write kv_cluster__record_to_write(const Kv__Record *r);   /* borrows r */
 bool kv_cluster__record_live(const Kv__Record *r, uint64_t now_ms);
+/* Copies src into dst (freeing dst's old value) with dst->key = key (borrowed); false when
+ * out of memory (dst then holds no value). */
+bool kv_cluster__record_copy(Kv__Record *dst, uint8_t *key, size_t key_len,
+                             const Kv__Record *src);
 
 /* --- consistency levels (coord.c) ------------------------------------------------------- */
 
@@ -147,6 +151,33 @@ void kv_coord_write(struct kv_cluster *c, struct kv_slice key, struct kv_slice v
 void kv_coord_scan(struct kv_cluster *c, struct kv_slice start, struct kv_slice end,
                    struct kv_slice after, uint32_t limit, bool keys_only, enum kv_level level,
                    uint32_t timeout_ms, kv_cluster_cb cb, void *arg);
+
+/* --- LINEARIZABLE (linear.c) and compare-and-set (paxos.c) ------------------------------ */
+
+void kv_lin_get(struct kv_cluster *c, struct kv_slice key, uint32_t timeout_ms,
+                kv_cluster_cb cb, void *arg);
+void kv_lin_write(struct kv_cluster *c, struct kv_slice key, struct kv_slice value,
+                  bool tombstone, uint64_t ttl_ms, uint32_t timeout_ms, kv_cluster_cb cb,
+                  void *arg);
+/* The checks every LINEARIZABLE and cas request passes before anything is sent: node not
+ * freeing, key 1..4096 bytes, value_len <= max_value, joined, a majority of the key's
+ * replicas alive (else UNAVAILABLE, cluster.h (2)). True with ids[0..*n), *alive and *q
+ * (the majority) filled; false when the answer is already on its way (cluster.h (6)). */
+bool kv_lin__admit(struct kv_cluster *c, struct kv_slice key, size_t value_len,
+                   kv_cluster_cb cb, void *arg, uint32_t *ids, size_t *n, uint32_t *alive,
+                   uint32_t *q);
+/* A CAS (cond true) or an unconditional write of a CAS-managed key through Paxos (linear.c
+ * (5)). round_trips: those already spent, added to the answer's count. */
+void kv_paxos_cas(struct kv_cluster *c, struct kv_slice key, bool expect_absent,
+                  struct kv_slice expected, struct kv_slice value, uint32_t timeout_ms,
+                  kv_cluster_cb cb, void *arg);
+void kv_paxos_write(struct kv_cluster *c, struct kv_slice key, struct kv_slice value,
+                    bool tombstone, uint64_t ttl_ms, uint32_t timeout_ms, uint32_t round_trips,
+                    kv_cluster_cb cb, void *arg);
+/* Acceptor side: Prepare, Propose and Commit messages. */
+void kv_paxos_on_prepare(struct kv_cluster *c, const Kv__PeerMessage *msg);
+void kv_paxos_on_propose(struct kv_cluster *c, const Kv__PeerMessage *msg);
+void kv_paxos_on_commit(struct kv_cluster *c, const Kv__PeerMessage *msg);
 
 /* --- replica side (replica.c) ----------------------------------------------------------- */
 

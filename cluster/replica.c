@@ -83,6 +83,7 @@ struct read_job {
     uint64_t op_id;
     uint8_t *key;
     size_t key_len;
+    bool linear, paxos;             /* linear: also look for Paxos state (paxos: found) */
     enum kv_status st;
     struct kv_err err;
     struct kv_store_item item;
@@ -102,6 +103,12 @@ static void read_work(void *arg)
     struct read_job *j = arg;
     j->st = kv_store_get(j->store, kv_slice_of(j->key, j->key_len), KV_STORE_RAW, &j->item,
                          &j->err);
+    if (j->linear) {
+        struct kv_buf b = {0};
+        j->paxos = kv_store_raw_get(j->store, KV_CF_PAXOS, kv_slice_of(j->key, j->key_len), &b,
+                                    NULL) == KV_OK;
+        kv_buf_free(&b);
+    }
 }
 
 static void read_done(void *arg)
@@ -111,6 +118,7 @@ static void read_done(void *arg)
     Kv__ReplicaReadReply rr = KV__REPLICA_READ_REPLY__INIT;
     Kv__Record rec = KV__RECORD__INIT;
     rr.status = kv_codec_status_to_wire(j->st);
+    rr.paxos = j->paxos;
     if (j->st == KV_OK) {
         rec.key.data = j->key;
         rec.key.len = j->key_len;
@@ -155,6 +163,7 @@ void kv_replica_on_read(struct kv_cluster *c, const Kv__PeerMessage *msg)
     }
     memcpy(j->key, msg->read->key.data, msg->read->key.len);
     j->key_len = msg->read->key.len;
+    j->linear = msg->read->linear;
     j->c = c;
     j->store = c->store;
     j->to = msg->from;
@@ -162,12 +171,15 @@ void kv_replica_on_read(struct kv_cluster *c, const Kv__PeerMessage *msg)
     kv_cluster__job_add(c, &j->hdr, read_job_drop);
     /* A read the memtable or block cache can answer costs far less than a hop to a
      * storage thread and back (the hop's context switches were most of a read's CPU), and
-     * KV_STORE_CACHE_ONLY never touches the disk, so it is safe on the cluster thread. */
-    j->st = kv_store_get(j->store, kv_slice_of(j->key, j->key_len),
-                         KV_STORE_RAW | KV_STORE_CACHE_ONLY, &j->item, &j->err);
-    if (j->st != KV_AGAIN) {
-        read_done(j);
-        return;
+     * KV_STORE_CACHE_ONLY never touches the disk, so it is safe on the cluster thread.
+     * A LINEARIZABLE write's read also looks up Paxos state: always a storage thread. */
+    if (!j->linear) {
+        j->st = kv_store_get(j->store, kv_slice_of(j->key, j->key_len),
+                             KV_STORE_RAW | KV_STORE_CACHE_ONLY, &j->item, &j->err);
+        if (j->st != KV_AGAIN) {
+            read_done(j);
+            return;
+        }
     }
     c->io.run(c->io.ctx, read_work, read_done, j);
 }

@@ -6,7 +6,7 @@
 #include <string.h>
 #include "common/addr.h"
 
-enum opt_type { T_U32, T_U64, T_STR, T_SYNC, T_LOG, T_DOUBLE, T_LEVEL };
+enum opt_type { T_U32, T_U64, T_STR, T_SYNC, T_LOG, T_DOUBLE, T_LEVEL, T_BOOL, T_I64 };
 
 struct opt {
     const char *name;
@@ -42,7 +42,7 @@ static const struct opt g_opts[] = {
       "longest a clean shutdown waits for in-flight requests (10000)"),
     O("log_level", T_LOG, log_level, "debug | info | warn | error (info)"),
     O("advertise", T_STR, advertise,
-      "host:port peers and clients reach this node at (default: listen)"),
+      "host:port (or name:port) peers and clients reach this node at (default: listen)"),
     O("seeds", T_STR, seeds,
       "comma-separated host:port of nodes to join through (none: a cluster of one)"),
     O("region", T_STR, region, "this node's region label (dc1)"),
@@ -60,6 +60,12 @@ static const struct opt g_opts[] = {
     O("hint_max_age_s", T_U64, hint_max_age_s, "older hints are dropped, not replayed (10800)"),
     O("peer_queue_bytes", T_U32, peer_queue_bytes,
       "per peer: messages queued beyond this are dropped (8388608)"),
+    O("debug", T_BOOL, debug, "allow the test-only debug_* settings: true | false (false)"),
+    O("debug_clock_offset_ms", T_I64, debug_clock_offset_ms,
+      "TEST ONLY, needs debug = true: shift this node's wall clock by N ms, signed (0)"),
+    O("debug_skip_writeback", T_BOOL, debug_skip_writeback,
+      "TEST ONLY, needs debug = true: LINEARIZABLE reads skip the write-back, so new->old "
+      "inversions become possible (false)"),
 };
 #undef O
 #define N_OPTS (sizeof g_opts / sizeof g_opts[0])
@@ -196,10 +202,8 @@ enum kv_status kv_config_seeds(const char *spec, char *buf, const char **out, si
             *--e = '\0';
         if (!*t)
             continue;
-        struct sockaddr_storage sa;
-        socklen_t salen;
         struct kv_err inner;
-        if (kv_addr_parse(t, &sa, &salen, &inner) != KV_OK)
+        if (kv_addr_check(t, &inner) != KV_OK)   /* host names allowed: peer.c resolves */
             return kv_err_set(err, KV_INVALID, "seeds: %s", inner.msg);
         if (*n == max)
             return kv_err_set(err, KV_INVALID, "seeds: more than %zu addresses", max);
@@ -284,6 +288,27 @@ enum kv_status kv_config_set(struct kv_config *c, const char *name, const char *
             return kv_err_set(err, KV_INVALID, "%s: '%s' is not a non-negative number", o->name,
                               value);
         *(double *)field = d;
+        return KV_OK;
+    }
+    case T_BOOL:
+        if (strcmp(value, "true") == 0 || strcmp(value, "1") == 0 || strcmp(value, "yes") == 0 ||
+            strcmp(value, "on") == 0)
+            *(bool *)field = true;
+        else if (strcmp(value, "false") == 0 || strcmp(value, "0") == 0 ||
+                 strcmp(value, "no") == 0 || strcmp(value, "off") == 0)
+            *(bool *)field = false;
+        else
+            return kv_err_set(err, KV_INVALID, "%s: '%s' is not true or false", o->name, value);
+        return KV_OK;
+    case T_I64: {
+        char *end;
+        errno = 0;
+        long long n = strtoll(value, &end, 10);
+        /* A day either way is plenty for a test and keeps every sum far from overflow. */
+        if (errno || end == value || *end || n < -86400000LL || n > 86400000LL)
+            return kv_err_set(err, KV_INVALID, "%s: '%s' is not a number in -86400000..86400000",
+                              o->name, value);
+        *(int64_t *)field = n;
         return KV_OK;
     }
     case T_LEVEL: {
@@ -409,7 +434,7 @@ enum kv_status kv_config_validate(const struct kv_config *c, struct kv_err *err)
     struct sockaddr_storage sa;
     socklen_t salen;
     struct kv_err inner;
-    if (c->advertise[0] && kv_addr_parse(c->advertise, &sa, &salen, &inner) != KV_OK)
+    if (c->advertise[0] && kv_addr_check(c->advertise, &inner) != KV_OK)
         return kv_err_set(err, KV_INVALID, "advertise: %s", inner.msg);
     if (!c->advertise[0] && kv_addr_parse(c->listen, &sa, &salen, &inner) == KV_OK &&
         ((sa.ss_family == AF_INET &&
@@ -446,6 +471,13 @@ enum kv_status kv_config_validate(const struct kv_config *c, struct kv_err *err)
         return kv_err_set(err, KV_INVALID, "peer_queue_bytes must be at least max_frame + 8");
     if (!c->region[0] || !c->rack[0])
         return kv_err_set(err, KV_INVALID, "region and rack must not be empty");
+    /* (3) Test-only settings work only together with debug = true. */
+    if (c->debug_skip_writeback && !c->debug)
+        return kv_err_set(err, KV_INVALID, "debug_skip_writeback is a test-only setting: it "
+                          "also needs debug = true");
+    if (c->debug_clock_offset_ms != 0 && !c->debug)
+        return kv_err_set(err, KV_INVALID, "debug_clock_offset_ms is a test-only setting: it "
+                          "also needs debug = true");
     return KV_OK;
 }
 

@@ -3,7 +3,9 @@
  * (1) One table (config.c) names every setting once; the INI parser, the command-line
  *     parser and --help are all driven by it, so they cannot disagree.
  * (2) kv_config_validate() runs after all sources are applied and refuses settings that
- *     contradict each other (e.g. a value limit that cannot fit in a frame). */
+ *     contradict each other (e.g. a value limit that cannot fit in a frame).
+ * (3) Test-only settings (debug_*) are refused unless debug = true is set too, so no
+ *     production config enables one by accident (docs/operations.md). */
 #ifndef KV_SERVER_CONFIG_H
 #define KV_SERVER_CONFIG_H
 #include <stdbool.h>
@@ -49,6 +51,10 @@ struct kv_config {
     uint64_t hint_max_bytes;
     uint64_t hint_max_age_s;
     uint32_t peer_queue_bytes;    /* per peer: frames queued beyond this are dropped */
+    /* test only, see (3) */
+    bool debug;                   /* allows the debug_* settings */
+    int64_t debug_clock_offset_ms; /* added to the wall clock (kv_clock_set_offset_ms) */
+    bool debug_skip_writeback;    /* LINEARIZABLE reads skip the write-back (jepsen self-test) */
 };
 
 /* Most tokens a node may own (explicit or default) and the longest token in bytes. */

@@ -10,7 +10,10 @@
  *     single-node inline cache-only read (KV_STORE_CACHE_ONLY on the loop) is gone: the
  *     replica read inside cluster/ always goes through io run (a storage thread).
  * (4) Only the loop thread runs this file. Cluster callbacks run on it too, never inside
- *     the call that started the request (cluster.h (6)). */
+ *     the call that started the request (cluster.h (6)).
+ * (5) Exception to (3): a get with `local` set reads this node's own store on a storage
+ *     thread and bypasses the coordinator (no level, no replicas, no repair, answered even
+ *     before the node has joined): an operator's and a test's view of one replica. */
 #include <stdlib.h>
 #include <string.h>
 #include "cluster/cluster.h"
@@ -163,6 +166,79 @@ static void get_done(void *arg, const struct kv_cluster_result *res)
     finish(r, KV_OK);
 }
 
+/* A node-local read (GetRequest.local): this node's own store, no coordinator, no
+ * replicas, no repair. The store read runs on a libuv worker (it may touch disk); the
+ * answer goes out through get_done like a coordinated one. The kv_req keeps the request
+ * in flight (metrics.inflight), so shutdown waits for it and the store is still open. */
+struct local_read {
+    uv_work_t w;
+    struct kv_req *r;
+    struct kv_store *store;
+    uint8_t *key;
+    size_t key_len;
+    enum kv_status st;
+    struct kv_store_item item;
+    struct kv_err err;
+};
+
+static void local_read_work(uv_work_t *w)
+{
+    struct local_read *lr = w->data;
+    /* Without KV_STORE_RAW a tombstone or an expired record is KV_NOT_FOUND. */
+    lr->st = kv_store_get(lr->store, kv_slice_of(lr->key, lr->key_len), 0, &lr->item,
+                          &lr->err);
+}
+
+static void local_read_done(uv_work_t *w, int status)
+{
+    (void)status;   /* never cancelled */
+    struct local_read *lr = w->data;
+    struct kv_cluster_result res;
+    memset(&res, 0, sizeof res);
+    res.st = lr->st;
+    res.err = lr->err;
+    if (lr->st == KV_NOT_FOUND)
+        res.err.msg[0] = '\0';   /* reply_error's own "key not found" */
+    if (lr->st == KV_OK) {
+        res.value = lr->item.rec.value;
+        res.version = lr->item.rec.ver;
+        res.expires_at_ms = lr->item.rec.expires_at_ms;
+        res.acks = res.required = res.alive = 1;
+    }
+    get_done(lr->r, &res);
+    kv_store_item_free(&lr->item);
+    free(lr->key);
+    free(lr);
+}
+
+static void handle_local_get(struct kv_conn *c, Kv__Request *msg, uint64_t t0)
+{
+    struct kv_server *s = kv_conn_server(c);
+    ProtobufCBinaryData k = msg->get->key;
+    struct local_read *lr = calloc(1, sizeof *lr);
+    uint8_t *key = malloc(k.len);
+    struct kv_req *r = lr && key ? req_new(c, msg, KV_OP_GET, t0) : NULL;
+    if (!r) {
+        free(lr);
+        free(key);
+        kv_conn_reply_status(c, msg->id, KV_NOMEM, "out of memory");
+        return;
+    }
+    memcpy(key, k.data, k.len);
+    r->level = (unsigned)-1;   /* no level: counted per op, not in the per-level latency */
+    lr->w.data = lr;
+    lr->r = r;
+    lr->store = s->store;
+    lr->key = key;
+    lr->key_len = k.len;
+    int rc = uv_queue_work(s->loop, &lr->w, local_read_work, local_read_done);
+    if (rc != 0) {
+        KV_ERROR("cannot queue a local read (%s): reading on the loop", uv_strerror(rc));
+        local_read_work(&lr->w);
+        local_read_done(&lr->w, 0);
+    }
+}
+
 static void handle_get(struct kv_conn *c, Kv__Request *msg, uint64_t t0)
 {
     struct kv_server *s = kv_conn_server(c);
@@ -170,6 +246,10 @@ static void handle_get(struct kv_conn *c, Kv__Request *msg, uint64_t t0)
     int level;
     if (!key_ok(c, msg->id, k) || (level = level_of(c, msg)) < 0)
         return;
+    if (msg->get->local) {
+        handle_local_get(c, msg, t0);
+        return;
+    }
     struct kv_req *r = req_new(c, msg, KV_OP_GET, t0);
     if (!r) {
         kv_conn_reply_status(c, msg->id, KV_NOMEM, "out of memory");
@@ -409,6 +489,74 @@ static void handle_scan(struct kv_conn *c, Kv__Request *msg, uint64_t t0)
                     msg->timeout_ms, scan_done, r);
 }
 
+/* --- compare-and-set ------------------------------------------------------------------ */
+
+static void cas_done(void *arg, const struct kv_cluster_result *res)
+{
+    struct kv_req *r = arg;
+    if (kv_conn_is_closing(r->conn) || res->st != KV_OK) {
+        if (!kv_conn_is_closing(r->conn))
+            reply_error(r, res);
+        finish(r, res->st);
+        return;
+    }
+    Kv__Response resp = KV__RESPONSE__INIT;
+    Kv__CasResponse cr = KV__CAS_RESPONSE__INIT;
+    cr.applied = res->applied;
+    cr.exists = res->exists;
+    cr.current.data = (uint8_t *)res->value.ptr;
+    cr.current.len = res->value.len;
+    cr.version = res->version.hlc;
+    cr.version_node = res->version.node;
+    resp.id = r->id;
+    resp.acks = res->acks;
+    resp.required = res->required;
+    resp.alive = res->alive;
+    resp.result_case = KV__RESPONSE__RESULT_CAS;
+    resp.cas = &cr;
+    kv_conn_reply(r->conn, &resp);
+    finish(r, KV_OK);
+}
+
+static void handle_cas(struct kv_conn *c, Kv__Request *msg, uint64_t t0)
+{
+    struct kv_server *s = kv_conn_server(c);
+    Kv__CasRequest *q = msg->cas;
+    if (!key_ok(c, msg->id, q->key) || level_of(c, msg) < 0)
+        return;
+    struct kv_buf owned = {0};
+    struct kv_slice raw = {0};
+    struct kv_err err = {0};
+    enum kv_status st = kv_codec_value_unpack(kv_slice_of(q->value.data, q->value.len), q->lz4,
+                                              q->raw_len, s->cfg.max_value, &raw, &owned, &err);
+    if (st == KV_OK && (raw.len > s->cfg.max_value || q->expected.len > s->cfg.max_value))
+        st = kv_err_set(&err, KV_TOO_LARGE, "value of %zu bytes exceeds the limit of %u bytes",
+                        raw.len > q->expected.len ? raw.len : q->expected.len,
+                        s->cfg.max_value);
+    if (st == KV_OK && q->expect_absent && q->expected.len)
+        st = kv_err_set(&err, KV_INVALID, "cas: expect_absent with an expected value");
+    if (st == KV_PROTO)
+        st = KV_INVALID;
+    if (st != KV_OK) {
+        kv_metrics_add(&s->metrics.requests_invalid, 1);
+        kv_conn_reply_status(c, msg->id, st, err.msg);
+        kv_buf_free(&owned);
+        return;
+    }
+    struct kv_req *r = req_new(c, msg, KV_OP_CAS, t0);
+    if (!r) {
+        kv_buf_free(&owned);
+        kv_conn_reply_status(c, msg->id, KV_NOMEM, "out of memory");
+        return;
+    }
+    r->level = KV_LEVEL_LINEARIZABLE;   /* a CAS is always linearizable: metrics say so */
+    /* The cluster copies key, expected and value. */
+    kv_cluster_cas(s->cluster, kv_slice_of(q->key.data, q->key.len), q->expect_absent,
+                   kv_slice_of(q->expected.data, q->expected.len), raw, msg->timeout_ms,
+                   cas_done, r);
+    kv_buf_free(&owned);
+}
+
 /* --- cluster status and peer messages --------------------------------------------------- */
 
 static void handle_cluster_status(struct kv_conn *c, Kv__Request *msg)
@@ -474,6 +622,9 @@ void kv_handle_frame(struct kv_conn *c, struct kv_slice payload)
         break;
     case KV__REQUEST__OP_SCAN:
         handle_scan(c, msg, t0);
+        break;
+    case KV__REQUEST__OP_CAS:
+        handle_cas(c, msg, t0);
         break;
     case KV__REQUEST__OP_CLUSTER_STATUS:
         handle_cluster_status(c, msg);

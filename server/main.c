@@ -1,6 +1,7 @@
 /* server/main.c -- the kvd executable: settings, logging, then one node's lifetime. */
 #include <signal.h>
 #include <stdio.h>
+#include "common/clock.h"
 #include "common/log.h"
 #include "server/config.h"
 #include "server/server.h"
@@ -24,6 +25,13 @@ int main(int argc, char **argv)
     }
     kv_log_set_level(cfg.log_level);
     signal(SIGPIPE, SIG_IGN);
+    if (cfg.debug_clock_offset_ms != 0) {
+        /* Test only (validated: needs debug = true). Set before the store opens, so the
+         * generation, every HLC stamp and every TTL read this node's skewed clock. */
+        kv_clock_set_offset_ms(cfg.debug_clock_offset_ms);
+        KV_WARN("debug: wall clock offset %lld ms (test-only setting)",
+                (long long)cfg.debug_clock_offset_ms);
+    }
 
     static struct kv_server srv;
     st = kv_server_init(&srv, &cfg, &err);

@@ -12,7 +12,7 @@ static const double g_bounds[KV_HIST_BUCKETS] = {
 
 const char *kv_op_name(enum kv_op op)
 {
-    static const char *const names[] = {"get", "put", "delete", "scan"};
+    static const char *const names[] = {"get", "put", "delete", "scan", "cas"};
     return (unsigned)op < KV_OP_COUNT ? names[op] : "unknown";
 }
 

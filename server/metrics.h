@@ -11,7 +11,7 @@
 #include "common/buf.h"
 #include "common/status.h"
 
-enum kv_op { KV_OP_GET, KV_OP_PUT, KV_OP_DELETE, KV_OP_SCAN, KV_OP_COUNT };
+enum kv_op { KV_OP_GET, KV_OP_PUT, KV_OP_DELETE, KV_OP_SCAN, KV_OP_CAS, KV_OP_COUNT };
 const char *kv_op_name(enum kv_op op);
 
 #define KV_HIST_BUCKETS 18

@@ -11,8 +11,18 @@
  *     uv_write completes, so a paused peer (SIGSTOP, full socket buffers) fills its queue
  *     and then loses new messages instead of growing memory.
  * (3) Peers are never freed before the loop has ended: their timer handles stay valid
- *     for the node's lifetime (kv_peers_close closes them, kv_peers_free frees). */
+ *     for the node's lifetime (kv_peers_close closes them, kv_peers_free frees).
+ * (4) A peer address may name a host ("kvd1:7379"): every connection attempt resolves it
+ *     again with uv_getaddrinfo (the loop never blocks on DNS; a container that came back
+ *     under a new IP is found). The connect timeout covers resolving and connecting. A
+ *     pconn whose lookup is in flight is freed by whichever of its close callback and its
+ *     lookup callback comes last. At most PEER_MAX_RESOLVING lookups run at once, because
+ *     they occupy libuv threadpool threads that storage work needs too; when the resolver
+ *     is busy or fails, the address the name last resolved to is used, if any.
+ * (5) When a name resolves to several addresses, IPv4 ones come first and each failed
+ *     attempt moves on to the next address ("localhost" may list ::1 before 127.0.0.1). */
 #include "server/peer.h"
+#include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +36,7 @@
 #define PEER_BACKOFF_MIN_MS 50u
 #define PEER_BACKOFF_MAX_MS 1000u
 #define PEER_CONNECT_TIMEOUT_MS 1000u
+#define PEER_MAX_RESOLVING 2u     /* (4) */
 
 /* The values are exported as kvd_peer_state. */
 enum peer_state { PEER_IDLE = 0, PEER_CONNECTING = 1, PEER_CONNECTED = 2, PEER_BACKOFF = 3 };
@@ -35,7 +46,10 @@ struct kv_peer;
 struct pconn {
     uv_tcp_t tcp;
     uv_connect_t creq;
+    uv_getaddrinfo_t gai;
+    struct kv_peers *set;
     struct kv_peer *peer;          /* NULL once detached (1) */
+    bool resolving, closed;        /* (4): the lookup is in flight / the handle is closed */
 };
 
 struct pwrite {
@@ -55,8 +69,10 @@ struct kv_peer {
     size_t out_msgs;
     size_t writing;                /* bytes inside uv_write requests */
     uint32_t backoff_ms;
-    bool dirty, bad_addr;
-    uint64_t sent, dropped, connects, failures;
+    bool dirty, bad_addr, resolve_warned;
+    uint32_t addr_idx;             /* (5): which of the resolved addresses to try next */
+    struct sockaddr_storage last_sa;   /* (4): what the name resolved to last; family 0: none */
+    uint64_t sent, dropped, connects, failures, resolve_failures;
     struct kv_peer *next, *dirty_next;
 };
 
@@ -72,6 +88,7 @@ struct kv_peers {
     struct id_ent *ids;
     size_t n_ids, cap_ids;
     bool closing;
+    unsigned resolving;            /* lookups in flight, (4) */
     uint64_t unknown_drops;        /* sends to an id whose address is not known */
 };
 
@@ -147,7 +164,13 @@ void kv_peers_set_addr(struct kv_peers *ps, uint32_t id, const char *addr)
 
 static void start_connect(struct kv_peer *p);
 
-static void on_pconn_close(uv_handle_t *h) { free(h->data); }
+static void on_pconn_close(uv_handle_t *h)
+{
+    struct pconn *pc = h->data;
+    pc->closed = true;
+    if (!pc->resolving)
+        free(pc);
+}
 
 static void detach(struct kv_peer *p)
 {
@@ -156,6 +179,8 @@ static void detach(struct kv_peer *p)
         return;
     p->conn = NULL;
     pc->peer = NULL;
+    if (pc->resolving)
+        (void)uv_cancel((uv_req_t *)&pc->gai);   /* fails once a thread runs it: fine */
     if (!uv_is_closing((uv_handle_t *)&pc->tcp))
         uv_close((uv_handle_t *)&pc->tcp, on_pconn_close);
 }
@@ -179,6 +204,8 @@ static void conn_failed(struct kv_peer *p, const char *what, int status)
         KV_DEBUG("peer %s (node %u): %s: %s", p->addr, p->id, what,
                  status ? uv_strerror(status) : "");
     p->failures++;
+    if (p->state == PEER_CONNECTING)
+        p->addr_idx++;   /* (5) */
     detach(p);
     p->dropped += p->out_msgs;
     kv_vec_free(&p->out);
@@ -250,13 +277,77 @@ static void on_connect(uv_connect_t *req, int status)
         mark_dirty(p);
 }
 
+/* Starts the TCP connect of pc (the peer's current attempt) to sa. */
+static void connect_to(struct kv_peer *p, struct pconn *pc, const struct sockaddr *sa)
+{
+    int rc = uv_tcp_connect(&pc->creq, &pc->tcp, sa, on_connect);
+    if (rc < 0)
+        conn_failed(p, "connect", rc);
+}
+
+/* (5): the addr_idx-th address of res counting IPv4 ones first, wrapping around. */
+static const struct addrinfo *pick_addr(const struct addrinfo *res, uint32_t idx)
+{
+    size_t n = 0;
+    for (const struct addrinfo *a = res; a; a = a->ai_next)
+        if (a->ai_family == AF_INET || a->ai_family == AF_INET6)
+            n++;
+    if (n == 0)
+        return NULL;
+    size_t want = idx % n;
+    for (int pass = 0; pass < 2; pass++)
+        for (const struct addrinfo *a = res; a; a = a->ai_next) {
+            int fam = pass == 0 ? AF_INET : AF_INET6;
+            if (a->ai_family == fam && want-- == 0)
+                return a;
+        }
+    return NULL;
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    struct pconn *pc = req->data;
+    pc->resolving = false;
+    pc->set->resolving--;
+    struct kv_peer *p = pc->peer;
+    if (!p) {   /* detached (timed out, shutdown): the close callback may have run already */
+        uv_freeaddrinfo(res);
+        if (pc->closed)
+            free(pc);
+        return;
+    }
+    const struct addrinfo *ai = status == 0 ? pick_addr(res, p->addr_idx) : NULL;
+    if (ai && ai->ai_addrlen <= sizeof p->last_sa) {
+        memcpy(&p->last_sa, ai->ai_addr, ai->ai_addrlen);
+        p->resolve_warned = false;
+        uv_freeaddrinfo(res);
+        connect_to(p, pc, (const struct sockaddr *)&p->last_sa);
+        return;
+    }
+    uv_freeaddrinfo(res);
+    p->resolve_failures++;
+    if (!p->resolve_warned)
+        KV_WARN("peer %s (node %u): cannot resolve: %s%s", p->addr, p->id,
+                status ? uv_strerror(status) : "no IP address",
+                p->last_sa.ss_family ? "; using the address it had last" : "");
+    p->resolve_warned = true;
+    if (p->last_sa.ss_family)
+        connect_to(p, pc, (const struct sockaddr *)&p->last_sa);
+    else
+        conn_failed(p, "resolve", status);
+}
+
 static void start_connect(struct kv_peer *p)
 {
-    struct kv_server *s = p->set->srv;
+    struct kv_peers *ps = p->set;
+    struct kv_server *s = ps->srv;
+    char host[KV_ADDR_HOST_MAX];
+    uint16_t port;
     struct sockaddr_storage sa;
     socklen_t salen;
     struct kv_err err;
-    if (kv_addr_parse(p->addr, &sa, &salen, &err) != KV_OK) {
+    if (kv_addr_split(p->addr, host, sizeof host, &port, &err) != KV_OK ||
+        kv_addr_check(p->addr, &err) != KV_OK) {
         if (!p->bad_addr)
             KV_WARN("peer %s: %s", p->addr, err.msg);
         p->bad_addr = true;
@@ -268,18 +359,40 @@ static void start_connect(struct kv_peer *p)
         conn_failed(p, "out of memory", 0);
         return;
     }
+    pc->set = ps;
     pc->peer = p;
     uv_tcp_init(s->loop, &pc->tcp);
     pc->tcp.data = pc;
     pc->creq.data = pc;
+    pc->gai.data = pc;
     p->conn = pc;
     p->state = PEER_CONNECTING;
-    int rc = uv_tcp_connect(&pc->creq, &pc->tcp, (struct sockaddr *)&sa, on_connect);
-    if (rc < 0) {
-        conn_failed(p, "connect", rc);
+    uv_timer_start(&p->timer, on_connect_timeout, PEER_CONNECT_TIMEOUT_MS, 0);
+    if (kv_addr_numeric(host, port, &sa, &salen) == 0) {
+        connect_to(p, pc, (const struct sockaddr *)&sa);
         return;
     }
-    uv_timer_start(&p->timer, on_connect_timeout, PEER_CONNECT_TIMEOUT_MS, 0);
+    if (ps->resolving >= PEER_MAX_RESOLVING) {   /* (4) */
+        if (p->last_sa.ss_family)
+            connect_to(p, pc, (const struct sockaddr *)&p->last_sa);
+        else
+            conn_failed(p, "resolver busy", 0);
+        return;
+    }
+    char service[8];
+    snprintf(service, sizeof service, "%u", (unsigned)port);
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    int rc = uv_getaddrinfo(s->loop, &pc->gai, on_resolved, host, service, &hints);
+    if (rc < 0) {
+        conn_failed(p, "resolve", rc);
+        return;
+    }
+    pc->resolving = true;
+    ps->resolving++;
 }
 
 /* --- sending ----------------------------------------------------------------------------- */

@@ -108,6 +108,25 @@ static void render_cluster(struct kv_server *s, struct kv_vec *out)
          "Requests answered TIMEOUT (outcome unknown).", st.timeouts);
     emit(out, "kvd_cluster_messages_malformed_total", "counter",
          "Peer messages dropped for breaking the protocol.", st.messages_malformed);
+    emit(out, "kvd_cluster_linear_ops_total", "counter",
+         "LINEARIZABLE get/put/delete answered.", st.linear_ops);
+    emit(out, "kvd_cluster_linear_round_trips_total", "counter",
+         "Round trips spent by LINEARIZABLE requests (write 2, read 1 or 2).",
+         st.linear_round_trips);
+    emit(out, "kvd_cluster_linear_writebacks_total", "counter",
+         "LINEARIZABLE reads that wrote the newest value back before answering.",
+         st.linear_writebacks);
+    emit(out, "kvd_cluster_cas_total", "counter", "Compare-and-set requests.", st.cas_ops);
+    emit(out, "kvd_cluster_cas_applied_total", "counter", "CAS answered applied.",
+         st.cas_applied);
+    emit(out, "kvd_cluster_cas_not_applied_total", "counter", "CAS answered not applied.",
+         st.cas_not_applied);
+    emit(out, "kvd_cluster_cas_attempts_total", "counter",
+         "Paxos attempts (above cas_total: retries after contention).", st.cas_attempts);
+    emit(out, "kvd_cluster_cas_round_trips_total", "counter", "Round trips spent by CAS.",
+         st.cas_round_trips);
+    emit(out, "kvd_cluster_cas_recoveries_total", "counter",
+         "In-progress Paxos proposals of others finished before a CAS.", st.cas_recoveries);
 
     Kv__ClusterStatus cs = KV__CLUSTER_STATUS__INIT;
     if (kv_cluster_status(s->cluster, &cs, NULL) == KV_OK) {
@@ -311,6 +330,9 @@ static enum kv_status cluster_create(struct kv_server *s, struct kv_err *err)
     o.max_hint_age_ms = cfg->hint_max_age_s * 1000;
     o.scan_default_limit = cfg->scan_default_limit;
     o.max_value = cfg->max_value;
+    o.debug_skip_writeback = cfg->debug && cfg->debug_skip_writeback;   /* config.c (3) */
+    if (o.debug_skip_writeback)
+        KV_WARN("debug: LINEARIZABLE reads skip the write-back (test-only setting)");
 
     static uint8_t tok_buf[sizeof cfg->tokens];
     static struct kv_slice toks[KV_CONFIG_MAX_TOKENS];

@@ -24,6 +24,20 @@
 
 #define MAX_STATUS 16
 
+/* --workload feed: the feed service workload (client/bench/feedload.c) parses its own
+ * options and runs instead of the YCSB loop. */
+int kvbench_feed_main(int argc, char **argv);
+
+/* --mix set|get: 100% updates or 100% reads on uniform keys (redis-benchmark's SET/GET
+ * with -r), beside the YCSB letters. */
+static const struct wl_mix g_set_mix = {'s', {[WL_UPDATE] = 1}, WL_UNIFORM};
+static const struct wl_mix g_get_mix = {'g', {[WL_READ] = 1}, WL_UNIFORM};
+
+static const struct wl_mix *mix_of(char w)
+{
+    return w == 's' ? &g_set_mix : w == 'g' ? &g_get_mix : wl_mix_of(w);
+}
+
 struct cfg {
     const char *nodes;
     char workload;
@@ -352,7 +366,9 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: kvbench [options]\n"
             "  -n, --nodes H:P,...     servers (default $KVD_NODES or 127.0.0.1:7379)\n"
-            "  -w, --workload a..f     YCSB core workload (default a)\n"
+            "  -w, --workload a..f     YCSB core workload (default a); feed: the feed\n"
+            "                          service workload (kvbench -w feed --help)\n"
+            "      --mix set|get       100%% updates or 100%% reads, uniform keys\n"
             "      --records N         records in the key space (default 100000)\n"
             "      --operations N      stop after N operations (default: by --duration)\n"
             "  -d, --duration S        seconds to run (default 10)\n"
@@ -381,7 +397,7 @@ static int parse_args(int argc, char **argv, struct cfg *c)
         {"rate", 1, 0, 'r'}, {"value-size", 1, 0, 'v'}, {"scan-length", 1, 0, 'L'},
         {"consistency", 1, 0, 'C'}, {"timeout", 1, 0, 'T'}, {"load-only", 0, 0, 'l'},
         {"no-load", 0, 0, 'N'}, {"json", 1, 0, 'j'}, {"server-pids", 1, 0, 'P'},
-        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"mix", 1, 0, 'M'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     *c = (struct cfg){.nodes = getenv("KVD_NODES") ? getenv("KVD_NODES") : "127.0.0.1:7379",
                       .workload = 'a', .records = 100000, .duration_s = 10, .warmup_s = 1,
                       .threads = 1, .conns = 8, .pipeline = 1, .value_size = 100,
@@ -412,11 +428,18 @@ static int parse_args(int argc, char **argv, struct cfg *c)
         case 'N': c->load = false; break;
         case 'j': c->json_path = optarg; break;
         case 'P': c->server_pids = optarg; break;
+        case 'M':
+            if (strcmp(optarg, "set") && strcmp(optarg, "get")) {
+                fprintf(stderr, "kvbench: --mix is set or get, not '%s'\n", optarg);
+                return 2;
+            }
+            c->workload = optarg[0] == 's' ? 's' : 'g';
+            break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return 2;
         }
     }
-    if (optind < argc || !wl_mix_of(c->workload) || !c->threads || !c->conns || !c->pipeline ||
+    if (optind < argc || !mix_of(c->workload) || !c->threads || !c->conns || !c->pipeline ||
         !c->records || !c->scan_length || c->value_size > (1u << 20)) {
         usage(stderr);
         return 2;
@@ -518,7 +541,7 @@ static int run_phase(const struct cfg *c, bool loading, json_t *out)
         hist_init(&t->st.h[0]);
         for (int op = 0; op < WL_NOPS; op++)
             hist_init(&t->st.h[op]);
-        wl_gen_init(&t->gen, wl_mix_of(c->workload), c->records, &g_insert_next, 1000 + i);
+        wl_gen_init(&t->gen, mix_of(c->workload), c->records, &g_insert_next, 1000 + i);
         if (loading) {
             t->load_next = c->records * i / c->threads;
             t->load_end = c->records * (i + 1) / c->threads;
@@ -585,6 +608,11 @@ static int run_phase(const struct cfg *c, bool loading, json_t *out)
 
 int main(int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--workload=feed") == 0 || strcmp(argv[i], "-wfeed") == 0 ||
+            ((strcmp(argv[i], "-w") == 0 || strcmp(argv[i], "--workload") == 0) &&
+             i + 1 < argc && strcmp(argv[i + 1], "feed") == 0))
+            return kvbench_feed_main(argc, argv);
     struct cfg c;
     int rc = parse_args(argc, argv, &c);
     if (rc)

@@ -9,6 +9,8 @@ static const char global_help[] =
     "  put KEY [VALUE]   store a value (from VALUE, --file, or stdin)\n"
     "  get KEY           print a value\n"
     "  del KEY           delete a key (deleting a missing key succeeds)\n"
+    "  cas KEY --expect V | --expect-absent [VALUE]\n"
+    "                    compare-and-set (Paxos; always linearizable)\n"
     "  scan              list keys in order, a page at a time or --all\n"
     "  status            the cluster's nodes as one node sees them\n"
     "  ring              the key ranges in order, with their replicas\n"
@@ -31,7 +33,7 @@ static const char global_help[] =
     "\n"
     "Exit codes:\n"
     "  0  success\n"
-    "  1  key not found (get)\n"
+    "  1  key not found (get); not applied (cas)\n"
     "  2  usage error (bad option, bad argument, empty or oversized key)\n"
     "  3  connection error (no server reachable, or the connection broke:\n"
     "     a write may or may not have been applied)\n"
@@ -57,16 +59,19 @@ static const char put_help[] =
     "  kvctl put --ttl 60 session:9 < token.bin\n";
 
 static const char get_help[] =
-    "usage: kvctl get KEY [--raw]\n"
+    "usage: kvctl get KEY [--raw] [--local]\n"
     "\n"
     "Prints the value stored under KEY, escaped, followed by a newline (hex with --hex;\n"
     "{\"key\":..,\"value\":..} with --json). Exits 1 when the key does not exist.\n"
     "\n"
-    "      --raw   write the value's exact bytes, no escaping and no newline\n"
+    "      --raw     write the value's exact bytes, no escaping and no newline\n"
+    "      --local   read only the first node's own store (no coordination, no other\n"
+    "                replica, --consistency ignored); exit 3 if that node is unreachable\n"
     "\n"
     "Examples:\n"
     "  kvctl get user:1\n"
-    "  kvctl get --raw blob:7 > blob.bin\n";
+    "  kvctl get --raw blob:7 > blob.bin\n"
+    "  kvctl --nodes 127.0.0.2:7379 get --local user:1\n";
 
 static const char del_help[] =
     "usage: kvctl del KEY\n"
@@ -111,6 +116,22 @@ static const char status_help[] =
     "Example:\n"
     "  kvctl --nodes 127.0.0.2:7379 status\n";
 
+static const char cas_help[] =
+    "usage: kvctl cas KEY (--expect V | --expect-absent) [VALUE] [--file F]\n"
+    "\n"
+    "Sets KEY to VALUE only if its current value is V (--expect) or it has none\n"
+    "(--expect-absent), atomically, through per-key Paxos among the key's replicas. It is\n"
+    "always linearizable: --consistency is ignored. VALUE is read as for put (argument,\n"
+    "--file or stdin); V is an argument (escapes, or hex with --hex).\n"
+    "\n"
+    "Exit 0: applied (prints nothing; {\"ok\":true} with --json).\n"
+    "Exit 1: not applied; prints the current value (as get does), or NOT_APPLIED when the\n"
+    "        key has no value.\n"
+    "Exit 4: timeout: unknown, the value may have been set. 5: unavailable, not set.\n"
+    "Examples:\n"
+    "  kvctl cas --expect-absent lock:1 owner-a\n"
+    "  kvctl cas counter --expect 41 42\n";
+
 static const char ring_help[] =
     "usage: kvctl ring [--json] [--hex]\n"
     "\n"
@@ -139,5 +160,7 @@ void kvctl_help(FILE *f, const char *cmd)
         text = status_help;
     else if (cmd && strcmp(cmd, "ring") == 0)
         text = ring_help;
+    else if (cmd && strcmp(cmd, "cas") == 0)
+        text = cas_help;
     fputs(text, f);
 }

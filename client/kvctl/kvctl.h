@@ -59,6 +59,11 @@ void kvctl_print_item(const struct kvctl_out *o, const uint8_t *key, size_t klen
 /* A get's value: text prints the value alone; JSON prints {"key":..,"value":..}. */
 void kvctl_print_value(const struct kvctl_out *o, const uint8_t *key, size_t klen,
                        const uint8_t *val, size_t vlen);
+/* `get --local`: text as kvctl_print_value; JSON adds "version" (HLC), "version_node" and
+ * "expires_at_ms" (when set), so two replicas' records can be compared. */
+struct kvc_value;
+void kvctl_print_record(const struct kvctl_out *o, const uint8_t *key, size_t klen,
+                        const struct kvc_value *v);
 void kvctl_print_ok(const struct kvctl_out *o);
 /* Scan resume point: text "cursor: HEX" on stderr, JSON {"cursor":"HEX"} on stdout. */
 void kvctl_print_cursor(const struct kvctl_out *o, const uint8_t *cur, size_t n);

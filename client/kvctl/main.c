@@ -13,14 +13,16 @@
 
 enum cmd {
     CMD_NONE = 0, CMD_PUT = 1, CMD_GET = 2, CMD_DEL = 4, CMD_SCAN = 8, CMD_HELP = 16,
-    CMD_STATUS = 32, CMD_RING = 64
+    CMD_STATUS = 32, CMD_RING = 64, CMD_CAS = 128
 };
 #define ALL_CMDS \
-    (CMD_NONE | CMD_PUT | CMD_GET | CMD_DEL | CMD_SCAN | CMD_HELP | CMD_STATUS | CMD_RING)
+    (CMD_NONE | CMD_PUT | CMD_GET | CMD_DEL | CMD_SCAN | CMD_HELP | CMD_STATUS | CMD_RING | \
+     CMD_CAS)
 
 enum opt_id {
     O_NODES, O_CONSISTENCY, O_TIMEOUT, O_JSON, O_HEX, O_HELP, O_FILE, O_TTL, O_TTL_MS, O_RAW,
-    O_PREFIX, O_START, O_END, O_LIMIT, O_CURSOR, O_ALL, O_KEYS_ONLY, O_COUNT
+    O_PREFIX, O_START, O_END, O_LIMIT, O_CURSOR, O_ALL, O_KEYS_ONLY, O_LOCAL, O_EXPECT,
+    O_EXPECT_ABSENT, O_COUNT
 };
 
 static const struct opt {
@@ -35,7 +37,7 @@ static const struct opt {
     [O_JSON] = {"json", 0, false, ALL_CMDS},
     [O_HEX] = {"hex", 0, false, ALL_CMDS},
     [O_HELP] = {"help", 'h', false, ALL_CMDS},
-    [O_FILE] = {"file", 'f', true, CMD_PUT},
+    [O_FILE] = {"file", 'f', true, CMD_PUT | CMD_CAS},
     [O_TTL] = {"ttl", 0, true, CMD_PUT},
     [O_TTL_MS] = {"ttl-ms", 0, true, CMD_PUT},
     [O_RAW] = {"raw", 0, false, CMD_GET},
@@ -46,6 +48,9 @@ static const struct opt {
     [O_CURSOR] = {"cursor", 0, true, CMD_SCAN},
     [O_ALL] = {"all", 0, false, CMD_SCAN},
     [O_KEYS_ONLY] = {"keys-only", 0, false, CMD_SCAN},
+    [O_LOCAL] = {"local", 0, false, CMD_GET},
+    [O_EXPECT] = {"expect", 0, true, CMD_CAS},
+    [O_EXPECT_ABSENT] = {"expect-absent", 0, false, CMD_CAS},
 };
 
 struct args {
@@ -69,7 +74,8 @@ static enum cmd cmd_of(const char *s)
 {
     static const struct { const char *name; enum cmd c; } cmds[] = {
         {"put", CMD_PUT}, {"get", CMD_GET}, {"del", CMD_DEL}, {"delete", CMD_DEL},
-        {"scan", CMD_SCAN}, {"help", CMD_HELP}, {"status", CMD_STATUS}, {"ring", CMD_RING}};
+        {"scan", CMD_SCAN}, {"help", CMD_HELP}, {"status", CMD_STATUS}, {"ring", CMD_RING},
+        {"cas", CMD_CAS}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(s, cmds[i].name) == 0)
             return cmds[i].c;
@@ -235,6 +241,8 @@ static int do_get(struct ctx *x, const struct kvctl_bytes *key)
         return fail(x, &e);
     if (x->a.set[O_RAW])
         fwrite(v.data, 1, v.len, stdout);
+    else if (x->a.set[O_LOCAL])
+        kvctl_print_record(&x->out, key->p, key->len, &v);
     else
         kvctl_print_value(&x->out, key->p, key->len, v.data, v.len);
     kvc_value_free(&v);
@@ -248,6 +256,33 @@ static int do_del(struct ctx *x, const struct kvctl_bytes *key)
         return fail(x, &e);
     kvctl_print_ok(&x->out);
     return KVCTL_EXIT_OK;
+}
+
+/* Exit 0 applied; 1 not applied, with the current value printed (or, when the key has no
+ * value, a NOT_APPLIED note); the usual codes for errors (TIMEOUT: unknown). */
+static int do_cas(struct ctx *x, const struct kvctl_bytes *key, const struct kvctl_bytes *exp,
+                  const struct kvctl_bytes *val)
+{
+    struct kvc_err e;
+    struct kvc_value cur;
+    bool applied = false, absent = x->a.set[O_EXPECT_ABSENT];
+    if (kvc_cas(x->c, key->p, key->len, absent ? NULL : exp->p, absent ? 0 : exp->len, absent,
+                val->p, val->len, &x->call, &applied, &cur, &e) != KVC_OK)
+        return fail(x, &e);
+    int rc = KVCTL_EXIT_OK;
+    if (applied) {
+        kvctl_print_ok(&x->out);
+    } else if (cur.data) {
+        if (!x->out.json)
+            fputs("kvctl: not applied; current value:\n", stderr);
+        kvctl_print_value(&x->out, key->p, key->len, cur.data, cur.len);
+        rc = KVCTL_EXIT_NOT_FOUND;
+    } else {
+        kvctl_print_error(&x->out, "NOT_APPLIED", "not applied: the key has no value");
+        rc = KVCTL_EXIT_NOT_FOUND;
+    }
+    kvc_value_free(&cur);
+    return rc;
 }
 
 static int do_scan(struct ctx *x, struct kvc_scan_args *sa)
@@ -406,6 +441,8 @@ static int setup(struct ctx *x)
             return KVCTL_EXIT_USAGE;
         x->call.ttl_ms = ttl;
     }
+    /* --local: the first node's own store, never another node (docs/kvctl.md). */
+    x->call.local = a->set[O_LOCAL];
     if (a->set[O_RAW] && (a->set[O_JSON] || a->set[O_HEX]))
         return usage("--raw cannot be combined with --json or --hex%s", "");
     x->out.json = a->set[O_JSON];
@@ -417,7 +454,8 @@ static int setup(struct ctx *x)
 static bool npos_ok(enum cmd cmd, int n)
 {
     switch (cmd) {
-    case CMD_PUT: return n == 1 || n == 2;
+    case CMD_PUT:
+    case CMD_CAS: return n == 1 || n == 2;
     case CMD_GET:
     case CMD_DEL: return n == 1;
     default: return n == 0;
@@ -452,7 +490,16 @@ static int run(struct ctx *x)
         rc = scan_args(x, &sa, bufs);
     else if (a->cmd != CMD_STATUS && a->cmd != CMD_RING)
         rc = key_arg(a, a->pos[0], &key);
-    if (!rc && a->cmd == CMD_PUT)
+    struct kvctl_bytes exp = {0};
+    if (!rc && a->cmd == CMD_CAS) {
+        char why[128];
+        if (a->set[O_EXPECT] == a->set[O_EXPECT_ABSENT])
+            rc = usage("cas needs exactly one of --expect VALUE and --expect-absent%s", "");
+        else if (a->set[O_EXPECT] && kvctl_decode_arg(a->val[O_EXPECT], a->set[O_HEX], &exp,
+                                                      why) != 0)
+            rc = usage("bad --expect value: %s", why);
+    }
+    if (!rc && (a->cmd == CMD_PUT || a->cmd == CMD_CAS))
         rc = put_value(x, &val);
     if (!rc) {
         struct kvc_err e;
@@ -463,6 +510,7 @@ static int run(struct ctx *x)
             case CMD_PUT: rc = do_put(x, &key, &val); break;
             case CMD_GET: rc = do_get(x, &key); break;
             case CMD_DEL: rc = do_del(x, &key); break;
+            case CMD_CAS: rc = do_cas(x, &key, &exp, &val); break;
             case CMD_SCAN: rc = do_scan(x, &sa); break;
             case CMD_STATUS:
             case CMD_RING: rc = do_cluster(x); break;
@@ -473,6 +521,7 @@ static int run(struct ctx *x)
     }
     kvctl_bytes_free(&key);
     kvctl_bytes_free(&val);
+    kvctl_bytes_free(&exp);
     for (int i = 0; i < 3; i++)
         kvctl_bytes_free(&bufs[i]);
     return rc;

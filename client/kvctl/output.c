@@ -78,6 +78,23 @@ void kvctl_print_value(const struct kvctl_out *o, const uint8_t *key, size_t kle
     fputc('\n', stdout);
 }
 
+void kvctl_print_record(const struct kvctl_out *o, const uint8_t *key, size_t klen,
+                        const struct kvc_value *v)
+{
+    if (!o->json) {
+        kvctl_print_value(o, key, klen, v->data, v->len);
+        return;
+    }
+    json_t *obj = json_object();
+    set_bytes(obj, "key", key, klen, o->hex);
+    set_bytes(obj, "value", v->data, v->len, o->hex);
+    json_object_set_new(obj, "version", json_integer((json_int_t)v->version));
+    json_object_set_new(obj, "version_node", json_integer((json_int_t)v->version_node));
+    if (v->expires_at_ms)
+        json_object_set_new(obj, "expires_at_ms", json_integer((json_int_t)v->expires_at_ms));
+    emit(obj);
+}
+
 void kvctl_print_ok(const struct kvctl_out *o)
 {
     if (o->json) {

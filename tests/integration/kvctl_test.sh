@@ -247,6 +247,34 @@ fi
 expect_rc "status takes no arguments" 2 "$K" status extra
 expect_rc "ring rejects an option of another command" 2 "$K" ring --raw
 
+# --- get --local: this node's own store ---------------------------------------------------
+expect "put for a local read" 0 "" -- "$K" put local:1 here
+expect "get --local reads the node's own record" 0 "here" -- "$K" get --local local:1
+LJSON=$("$K" --json get local:1 --local)
+if [[ "$LJSON" == '{"key":"local:1","value":"here","version":'*',"version_node":'*'}' ]]; then ok
+else
+    bad "get --local --json shows the version: $LJSON"
+fi
+expect "get --local of a missing key exits 1" 1 "" -- "$K" get --local local:nobody
+expect "delete for a local read" 0 "" -- "$K" del local:1
+expect "get --local of a tombstone exits 1" 1 "" -- "$K" get --local local:1
+expect_rc "--local does not apply to put" 2 "$K" put --local local:1 v
+expect_rc "get --local never falls back to the next node" 3 \
+    "$K" --nodes "127.0.0.1:$DEAD,127.0.0.1:$PORT" get --local user:1
+
+# --- cas -------------------------------------------------------------------------------------
+expect "cas --expect-absent applies" 0 "" -- "$K" cas cas:1 --expect-absent one
+expect "cas --expect-absent again is not applied, prints the current value" 1 "one" -- \
+    "$K" cas cas:1 --expect-absent two
+expect "cas --expect the current value applies" 0 "" -- "$K" cas cas:1 --expect one two
+expect "cas --expect a stale value is not applied" 1 "two" -- "$K" cas cas:1 --expect one three
+expect "cas on a missing key with --expect is not applied" 1 "" -- \
+    "$K" cas cas:none --expect x y
+expect "a linearizable get sees the cas" 0 "two" -- "$K" -c linearizable get cas:1
+expect_rc "cas needs --expect or --expect-absent" 2 "$K" cas cas:1 v
+expect_rc "cas with both --expect and --expect-absent is a usage error" 2 \
+    "$K" cas cas:1 --expect a --expect-absent v
+
 # --- exit codes and usage -----------------------------------------------------------------
 expect_rc "no command is a usage error" 2 "$K"
 expect_rc "an unknown command is a usage error" 2 "$K" frobnicate
@@ -258,7 +286,7 @@ expect_rc "an option of another command is a usage error" 2 "$K" put k v --raw
 expect_rc "--raw with --json is a usage error" 2 "$K" --json get k --raw
 expect_rc "a port nothing listens on exits 3" 3 "$K" --nodes "127.0.0.1:$DEAD" get k
 expect_rc "json connection error exits 3" 3 "$K" --json --nodes "127.0.0.1:$DEAD" put k v
-for cmd in "" put get del scan status ring; do
+for cmd in "" put get del scan status ring cas; do
     expect_rc "kvctl $cmd --help exits 0" 0 "$K" $cmd --help
 done
 expect_rc "kvctl help put exits 0" 0 "$K" help put

@@ -194,7 +194,7 @@ static void answer(struct fnode *n, int fd, const Kv__Request *req)
         pthread_mutex_unlock(&n->cl->mu);
         return;
     case KV__REQUEST__OP_GET:
-        record(n, "get", req->get->key, (int)req->consistency);
+        record(n, req->get->local ? "lget" : "get", req->get->key, (int)req->consistency);
         snprintf(val, sizeof val, "n%u:%.*s", n->id, (int)req->get->key.len, req->get->key.data);
         g.value = pbin(val);
         r.result_case = KV__RESPONSE__RESULT_GET;
@@ -477,6 +477,83 @@ START_TEST(test_routing_a_replica_the_ring_calls_down_is_skipped)
 }
 END_TEST
 
+/* A local get of key through c: KVC_OK and the answering node's number, or the status. */
+static int local_get(struct kvc_client *c, const char *key, struct kvc_err *err)
+{
+    struct kvc_call call = {.local = true, .consistency = KVC_CL_QUORUM};
+    struct kvc_value v;
+    int rc = kvc_get(c, key, strlen(key), &v, &call, err);
+    if (rc != KVC_OK)
+        return rc;
+    int node = v.data[1] - '0';
+    kvc_value_free(&v);
+    return node;
+}
+
+START_TEST(test_routing_a_local_read_goes_to_the_first_address_not_to_the_replica)
+{
+    struct fcluster cl;
+    cluster_start(&cl);
+    set_ring(&cl, &three_ranges);
+    cl.down[1] = true;   /* even a node the ring calls down is asked: it was named */
+    struct kvc_client *c = connect_seeds(&cl, "13");
+    struct kvc_err err;
+    ck_assert_int_eq(local_get(c, "h", &err), 1);    /* the ring says node 2 */
+    ck_assert_int_eq(local_get(c, "q", &err), 1);    /* the ring says node 3 */
+    ck_assert(got(&cl, 1, "lget:h") && got(&cl, 1, "lget:q"));
+    ck_assert_int_eq(get_from(c, "h"), 2);           /* a normal get is still routed */
+    ck_assert_int_eq(nlog(&cl, 3), 0);
+    /* Pipelined too: every local op to node 1, the others by the ring. */
+    static struct kvc_op ops[6];
+    static const char *keys[6] = {"a", "h", "q", "b", "i", "r"};
+    memset(ops, 0, sizeof ops);
+    for (int i = 0; i < 6; i++)
+        ops[i] = (struct kvc_op){.type = KVC_OP_GET, .key = keys[i], .key_len = 1,
+                                 .call = {.local = i < 3}};
+    ck_assert_int_eq(kvc_exec(c, ops, 6, &err), KVC_OK);
+    static const int want[6] = {1, 1, 1, 2, 2, 3};   /* "b": node 1 is called down */
+    for (int i = 0; i < 6; i++) {
+        ck_assert_int_eq(ops[i].err.code, KVC_OK);
+        ck_assert_int_eq(ops[i].result.data[1] - '0', want[i]);
+        kvc_value_free(&ops[i].result);
+    }
+    /* A local read is refused for anything but a get, before anything is sent. */
+    struct kvc_call lc = {.local = true};
+    ck_assert_int_eq(kvc_put(c, "h", 1, "v", 1, &lc, &err), KVC_INVALID);
+    ck_assert_int_eq(kvc_delete(c, "h", 1, &lc, &err), KVC_INVALID);
+    /* The named node gone: the read fails, it is never answered by another node. */
+    node_stop(&cl, 1);
+    int before2 = nlog(&cl, 2), before3 = nlog(&cl, 3);
+    ck_assert_int_eq(local_get(c, "h", &err), KVC_CONN);
+    ck_assert_int_eq(local_get(c, "a", &err), KVC_CONN);
+    ck_assert_int_eq(nlog(&cl, 2), before2);
+    ck_assert_int_eq(nlog(&cl, 3), before3);
+    ck_assert_int_eq(get_from(c, "a"), 2);           /* a normal get fails over */
+    kvc_close(c);
+    cluster_stop(&cl);
+}
+END_TEST
+
+START_TEST(test_routing_a_local_read_in_plain_mode_never_fails_over_to_the_next_seed)
+{
+    struct fcluster cl;
+    cluster_start(&cl);
+    set_ring(&cl, &three_ranges);
+    struct kvc_opts o;
+    kvc_opts_default(&o);
+    o.token_aware = false;
+    struct kvc_client *c = connect_opts(&cl, "23", &o);
+    struct kvc_err err;
+    ck_assert_int_eq(local_get(c, "a", &err), 2);
+    node_stop(&cl, 2);
+    ck_assert_int_eq(local_get(c, "a", &err), KVC_CONN);
+    ck_assert_int_eq(nlog(&cl, 3), 0);
+    ck_assert_int_eq(get_from(c, "a"), 3);
+    kvc_close(c);
+    cluster_stop(&cl);
+}
+END_TEST
+
 START_TEST(test_routing_ring_refresh_picks_up_a_change)
 {
     struct fcluster cl;
@@ -724,6 +801,8 @@ static Suite *routing_suite(void)
     tcase_add_test(tc, test_routing_a_lost_write_is_not_resent_and_the_next_one_goes_on);
     tcase_add_test(tc, test_routing_a_lost_get_is_retried_once_on_the_next_replica);
     tcase_add_test(tc, test_routing_a_replica_the_ring_calls_down_is_skipped);
+    tcase_add_test(tc, test_routing_a_local_read_goes_to_the_first_address_not_to_the_replica);
+    tcase_add_test(tc, test_routing_a_local_read_in_plain_mode_never_fails_over_to_the_next_seed);
     tcase_add_test(tc, test_routing_ring_refresh_picks_up_a_change);
     tcase_add_test(tc, test_routing_unknown_cluster_status_falls_back_to_plain_mode);
     tcase_add_test(tc, test_routing_off_sends_everything_to_the_seed_and_never_asks_for_the_ring);

@@ -94,6 +94,12 @@ struct kvc_call {
     uint32_t timeout_ms;          /* 0: the client's default */
     enum kvc_consistency consistency;
     uint64_t ttl_ms;              /* put: 0 never expires */
+    bool local;                   /* get only: read the raw record of one node's own store,
+                                     no coordination (consistency ignored; a tombstone or
+                                     expired record is KVC_NOT_FOUND). It goes to the first
+                                     address of opts.addrs, never to a replica the client
+                                     picks and never to another node on failure (KVC_CONN
+                                     then): for operators and tests. */
 };
 
 struct kvc_value {
@@ -131,13 +137,24 @@ int kvc_get(struct kvc_client *c, const void *key, size_t key_len, struct kvc_va
 /* Deleting a missing key is KVC_OK (a tombstone is written either way). */
 int kvc_delete(struct kvc_client *c, const void *key, size_t key_len, const struct kvc_call *o,
                struct kvc_err *err);
+/* Compare-and-set through per-key Paxos on the server (always linearizable; the call's
+ * consistency is ignored): sets key to val iff its live value equals expected (expected
+ * NULL with expect_absent: iff it has none). KVC_OK whether it applied or not: *applied
+ * says which, and *current (may be NULL) owns the value now there (applied: val; not
+ * applied: the value the expectation failed against, current->data NULL when absent;
+ * kvc_value_free). KVC_TIMEOUT / KVC_CONN: unknown, it may have applied (never resent).
+ * KVC_UNAVAILABLE: not applied. */
+int kvc_cas(struct kvc_client *c, const void *key, size_t key_len, const void *expected,
+            size_t expected_len, bool expect_absent, const void *val, size_t val_len,
+            const struct kvc_call *o, bool *applied, struct kvc_value *current,
+            struct kvc_err *err);
 /* One page of a scan. Keep calling with the returned cursor until it is NULL. */
 int kvc_scan(struct kvc_client *c, const struct kvc_scan_args *a, const struct kvc_call *o,
              struct kvc_scan_result *out, struct kvc_err *err);
 
 /* --- pipelining ------------------------------------------------------------------------ */
 
-enum kvc_op_type { KVC_OP_GET, KVC_OP_PUT, KVC_OP_DELETE, KVC_OP_SCAN };
+enum kvc_op_type { KVC_OP_GET, KVC_OP_PUT, KVC_OP_DELETE, KVC_OP_SCAN, KVC_OP_CAS };
 
 struct kvc_op;
 typedef void (*kvc_done_fn)(struct kvc_op *op, void *arg);
@@ -163,6 +180,12 @@ struct kvc_op {
     void *cb_arg_;
     struct kvc_op *next_;
     unsigned flags_;
+    /* cas (KVC_OP_CAS; at the end so older fields keep their offsets). in: key, value (the
+     * new value), expected or expect_absent. out: cas_applied, and result holds the current
+     * value (applied: the new one; result.data NULL when the key has no live value). */
+    const void *expected; size_t expected_len;
+    bool expect_absent;
+    bool cas_applied;
 };
 
 /* Encodes op and queues it for sending; never blocks. cb (may be NULL) runs inside a later
