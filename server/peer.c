@@ -534,6 +534,8 @@ int kv_peers_render(const struct kv_peers *ps, struct kv_vec *out)
         {"kvd_peer_connects_total", "counter", "Connections established to the peer."},
         {"kvd_peer_connect_failures_total", "counter",
          "Connection attempts that failed or connections that broke."},
+        {"kvd_peer_resolve_failures_total", "counter",
+         "Lookups of the peer's host name that failed (numeric addresses never fail)."},
     };
     for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
         rc |= emitf(out, "# HELP %s %s\n# TYPE %s %s\n", fam[f].name, fam[f].help, fam[f].name,
@@ -548,6 +550,7 @@ int kv_peers_render(const struct kv_peers *ps, struct kv_vec *out)
             case 4: v = p->dropped; break;
             case 5: v = p->connects; break;
             case 6: v = p->failures; break;
+            case 7: v = p->resolve_failures; break;
             }
             rc |= emitf(out, "%s{peer=\"%s\",node=\"%u\"} %llu\n", fam[f].name, p->addr,
                         p->id, (unsigned long long)v);
