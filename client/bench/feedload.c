@@ -25,6 +25,7 @@
 #include <unistd.h>
 #include <kv/client.h>
 #include "client/bench/hist.h"
+#include "client/bench/procstat.h"
 #include "client/bench/workload.h"
 #include "client/feed/feed.h"
 
@@ -204,41 +205,6 @@ static void *fprogress_main(void *arg)
     return NULL;
 }
 
-static int64_t fproc_cpu(long pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    unsigned long ut = 0, st = 0;
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-        return -1;
-    return (int64_t)(ut + st);
-}
-
-static int64_t fservers_cpu(const char *pids)
-{
-    if (!pids)
-        return -1;
-    int64_t total = 0;
-    char *copy = strdup(pids), *save = NULL;
-    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        int64_t v = fproc_cpu(strtol(tok, NULL, 10));
-        if (v < 0) {
-            total = -1;
-            break;
-        }
-        total += v;
-    }
-    free(copy);
-    return total;
-}
-
 static json_t *freport(const struct fcfg *c, const struct fstats *st, double secs,
                        int64_t cpu, const char *phase)
 {
@@ -317,7 +283,7 @@ static int phase(const struct fcfg *c, struct fthread *ts, void *(*fn)(void *), 
         t->measure_from_ns = timed ? start + (uint64_t)(c->warmup_s * 1e9) : 0;
         t->interval_ns = timed && c->rate > 0 ? (uint64_t)(1e9 * c->conns / c->rate) : 0;
     }
-    int64_t cpu0 = fservers_cpu(c->server_pids);
+    int64_t cpu0 = bench_servers_cpu(c->server_pids);
     pthread_t prog;
     pthread_create(&prog, NULL, fprogress_main, NULL);
     for (unsigned i = 0; i < c->conns; i++)
@@ -335,7 +301,7 @@ static int phase(const struct fcfg *c, struct fthread *ts, void *(*fn)(void *), 
     }
     atomic_store(&g_fstop, 1);
     pthread_join(prog, NULL);
-    int64_t cpu1 = fservers_cpu(c->server_pids);
+    int64_t cpu1 = bench_servers_cpu(c->server_pids);
     double secs = (double)(fnow_ns() - start) / 1e9 - (timed ? c->warmup_s : 0);
     if (secs <= 0)
         secs = 1e-9;

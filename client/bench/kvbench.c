@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <kv/client.h>
 #include "client/bench/hist.h"
+#include "client/bench/procstat.h"
 #include "client/bench/workload.h"
 
 #define MAX_STATUS 16
@@ -307,44 +308,6 @@ static void disconnect_all(struct thread *t)
     free(t->free_slots);
 }
 
-/* CPU time (user + system) of a process, in clock ticks, from /proc/PID/stat. */
-static int64_t proc_cpu_ticks(long pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');   /* the command name may contain spaces */
-    if (!p)
-        return -1;
-    unsigned long ut = 0, st = 0;
-    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-        return -1;
-    return (int64_t)(ut + st);
-}
-
-static int64_t servers_cpu(const char *pids)
-{
-    if (!pids)
-        return -1;
-    int64_t total = 0;
-    char *copy = strdup(pids), *save = NULL;
-    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        int64_t v = proc_cpu_ticks(strtol(tok, NULL, 10));
-        if (v < 0) {
-            total = -1;
-            break;
-        }
-        total += v;
-    }
-    free(copy);
-    return total;
-}
-
 static void *progress_main(void *arg)
 {
     (void)arg;
@@ -562,7 +525,7 @@ static int run_phase(const struct cfg *c, bool loading, json_t *out)
             return rc;
         }
     }
-    int64_t cpu0 = servers_cpu(c->server_pids);
+    int64_t cpu0 = bench_servers_cpu(c->server_pids);
     pthread_t prog;
     pthread_create(&prog, NULL, progress_main, NULL);
     for (unsigned i = 0; i < c->threads; i++)
@@ -578,7 +541,7 @@ static int run_phase(const struct cfg *c, bool loading, json_t *out)
     atomic_store(&g_stop, 1);
     pthread_join(prog, NULL);
     uint64_t end = now_ns();
-    int64_t cpu1 = servers_cpu(c->server_pids);
+    int64_t cpu1 = bench_servers_cpu(c->server_pids);
     double secs = (double)(end - start) / 1e9;
     if (!loading)
         secs -= c->warmup_s;
