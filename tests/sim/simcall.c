@@ -148,3 +148,19 @@ struct kv_cluster_stats sim_stats(struct sim *s, uint32_t id)
     kv_cluster_get_stats(sim_cluster(s, id), &st);
     return st;
 }
+
+void sim_test_opts(struct kv_cluster_opts *o)
+{
+    kv_cluster_opts_default(o);
+    o->gossip_interval_ms = 20;
+    o->default_timeout_ms = SIM_TEST_TIMEOUT_MS;
+    o->n_tokens = 8;
+    o->rf = 3;
+}
+
+struct sim *sim_test_cluster(uint64_t seed, int n)
+{
+    struct kv_cluster_opts o;
+    sim_test_opts(&o);
+    return sim_cluster_with(seed, n, &o);
+}

@@ -45,4 +45,11 @@ void sim_wait_all_up(struct sim *s, int n);
 /* A new simulator with nodes 1..n started with o, all seeing each other up. */
 struct sim *sim_cluster_with(uint64_t seed, int n, const struct kv_cluster_opts *o);
 struct kv_cluster_stats sim_stats(struct sim *s, uint32_t id);
+
+/* The suites' common settings: gossip every 20 ms, requests time out after
+ * SIM_TEST_TIMEOUT_MS, 8 tokens per node, rf 3 -- a run takes simulated seconds. */
+#define SIM_TEST_TIMEOUT_MS 300
+void sim_test_opts(struct kv_cluster_opts *o);
+/* sim_cluster_with(seed, n, sim_test_opts). */
+struct sim *sim_test_cluster(uint64_t seed, int n);
 #endif

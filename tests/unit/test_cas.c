@@ -10,18 +10,8 @@
 #include "common/log.h"
 #include "tests/sim/simcall.h"
 
-#define TIMEOUT_MS 300
+#define TIMEOUT_MS SIM_TEST_TIMEOUT_MS
 
-static struct sim *cluster_of(uint64_t seed, int n)
-{
-    struct kv_cluster_opts o;
-    kv_cluster_opts_default(&o);
-    o.gossip_interval_ms = 20;
-    o.default_timeout_ms = TIMEOUT_MS;
-    o.n_tokens = 8;
-    o.rf = 3;
-    return sim_cluster_with(seed, n, &o);
-}
 
 /* Starts a CAS (expected NULL: expect absence) without waiting. */
 static void cas_start(struct sim *s, uint32_t via, const char *key, const char *expected,
@@ -51,7 +41,7 @@ static bool all_done(void *arg)
 
 START_TEST(test_a_cas_expecting_absence_applies_once_and_then_reports_the_current_value)
 {
-    struct sim *s = cluster_of(1, 3);
+    struct sim *s = sim_test_cluster(1, 3);
     struct sim_call a = cas(s, 1, "k", NULL, "first");
     ck_assert_int_eq(a.r.st, KV_OK);
     ck_assert(a.r.applied);
@@ -88,7 +78,7 @@ END_TEST
 
 START_TEST(test_of_concurrent_cas_from_three_coordinators_exactly_one_applies_per_expected_value)
 {
-    struct sim *s = cluster_of(2, 3);
+    struct sim *s = sim_test_cluster(2, 3);
     ck_assert(cas(s, 1, "k", NULL, "r0").r.applied);
     char expected[32] = "r0";
     int unknown = 0;
@@ -153,7 +143,7 @@ static void inject_accepted(struct sim *s, uint32_t acceptor, const char *key, c
 
 START_TEST(test_an_accepted_proposal_survives_acceptor_crashes_and_the_next_proposer_commits_it)
 {
-    struct sim *s = cluster_of(3, 3);
+    struct sim *s = sim_test_cluster(3, 3);
     uint64_t hlc = kv_hlc_now(&sim_node(s, 1)->hlc, 0);
     inject_accepted(s, 2, "k", "orphan", hlc);
     inject_accepted(s, 3, "k", "orphan", hlc);
@@ -194,7 +184,7 @@ END_TEST
 
 START_TEST(test_a_cas_on_the_minority_side_fails_and_a_linearizable_put_goes_through_paxos)
 {
-    struct sim *s = cluster_of(4, 3);
+    struct sim *s = sim_test_cluster(4, 3);
     ck_assert(cas(s, 2, "k", NULL, "a").r.applied);
     /* A LINEARIZABLE put of a CAS-managed key: phase 1 sees Paxos state, Paxos orders it. */
     struct sim_call p = sim_put(s, 3, "k", "b", KV_LEVEL_LINEARIZABLE);
@@ -277,7 +267,7 @@ static bool incr_all_done(void *arg)
 
 START_TEST(test_a_counter_incremented_by_cas_under_loss_and_duplication_counts_every_success)
 {
-    struct sim *s = cluster_of(5, 3);
+    struct sim *s = sim_test_cluster(5, 3);
     sim_set_loss(s, 0.05);
     sim_set_dup(s, 0.3);
     struct incr k[3];

@@ -12,32 +12,16 @@
 #include "common/log.h"
 #include "tests/sim/simcall.h"
 
-#define TIMEOUT_MS 300
+#define TIMEOUT_MS SIM_TEST_TIMEOUT_MS
 
-static void test_opts(struct kv_cluster_opts *o)
-{
-    kv_cluster_opts_default(o);
-    o->gossip_interval_ms = 20;
-    o->default_timeout_ms = TIMEOUT_MS;
-    o->n_tokens = 8;
-    o->rf = 3;
-}
 
 /* --------------------------------------------------------------------- helpers -- */
-
-/* n nodes, all started with test_opts, each seeing every other one up. */
-static struct sim *cluster_of(uint64_t seed, int n)
-{
-    struct kv_cluster_opts o;
-    test_opts(&o);
-    return sim_cluster_with(seed, n, &o);
-}
 
 /* ----------------------------------------------------------------------- tests -- */
 
 START_TEST(test_a_quorum_put_is_seen_by_a_quorum_get_from_another_coordinator)
 {
-    struct sim *s = cluster_of(1, 3);
+    struct sim *s = sim_test_cluster(1, 3);
     struct sim_call p = sim_put(s, 1, "user:000123", "alice", KV_LEVEL_QUORUM);
     ck_assert_int_eq(p.r.st, KV_OK);
     ck_assert_uint_ge(p.r.acks, 2);
@@ -60,7 +44,7 @@ END_TEST
 
 START_TEST(test_all_with_one_replica_down_is_unavailable_and_nothing_is_stored_anywhere)
 {
-    struct sim *s = cluster_of(2, 3);
+    struct sim *s = sim_test_cluster(2, 3);
     sim_crash(s, 3);
     sim_wait_view(s, 1, 3, 0);
     struct sim_call p = sim_put(s, 1, "k", "v", KV_LEVEL_ALL);
@@ -81,7 +65,7 @@ END_TEST
 
 START_TEST(test_a_quorum_write_succeeds_with_one_replica_partitioned)
 {
-    struct sim *s = cluster_of(3, 3);
+    struct sim *s = sim_test_cluster(3, 3);
     sim_isolate(s, 3, true);
     /* Before the detector notices: sent to 3 and lost, still two acks. */
     struct sim_call p = sim_put(s, 1, "a", "1", KV_LEVEL_QUORUM);
@@ -104,7 +88,7 @@ END_TEST
  * notices). */
 static struct sim *with_stale_replica(uint64_t seed, struct sim_call *p)
 {
-    struct sim *s = cluster_of(seed, 3);
+    struct sim *s = sim_test_cluster(seed, 3);
     sim_isolate(s, 3, true);
     *p = sim_put(s, 1, "k", "fresh", KV_LEVEL_QUORUM);
     ck_assert_int_eq(p->r.st, KV_OK);
@@ -155,7 +139,7 @@ END_TEST
 
 START_TEST(test_a_write_whose_acks_are_lost_times_out_and_reports_its_acks)
 {
-    struct sim *s = cluster_of(6, 3);
+    struct sim *s = sim_test_cluster(6, 3);
     struct sim_call c = {0};
     kv_cluster_put(sim_cluster(s, 1), kv_slice_str("k"), kv_slice_str("v"), 0, KV_LEVEL_ALL, 0,
                    sim_call_cb, &c);
@@ -178,7 +162,7 @@ END_TEST
 
 START_TEST(test_concurrent_writes_from_two_coordinators_converge_to_the_newest_after_the_heal)
 {
-    struct sim *s = cluster_of(7, 3);
+    struct sim *s = sim_test_cluster(7, 3);
     /* Node 2's wall clock runs 5 s behind; its HLC still moves with what it observes. */
     sim_node(s, 2)->clock_offset_ms = -5000;
     sim_isolate(s, 1, true);
@@ -214,7 +198,7 @@ END_TEST
 
 START_TEST(test_a_delete_after_a_put_wins_on_every_replica)
 {
-    struct sim *s = cluster_of(8, 3);
+    struct sim *s = sim_test_cluster(8, 3);
     struct sim_call p = sim_put(s, 1, "k", "v", KV_LEVEL_QUORUM);
     struct sim_call d = sim_del(s, 2, "k", KV_LEVEL_QUORUM);
     ck_assert_int_eq(d.r.st, KV_OK);
@@ -242,7 +226,7 @@ START_TEST(test_a_node_with_seeds_refuses_requests_until_it_has_heard_gossip)
 {
     struct sim *s = sim_new(9, 3);
     struct kv_cluster_opts o;
-    test_opts(&o);
+    sim_test_opts(&o);
     ck_assert_int_eq(sim_start(s, 2, &o), KV_OK);     /* its seed, node 1, is not running */
     sim_run_for(s, 200);
     struct sim_call p = sim_put(s, 2, "k", "v", KV_LEVEL_ONE);
@@ -260,7 +244,7 @@ END_TEST
 
 START_TEST(test_hints_never_count_so_quorum_with_two_of_three_down_is_unavailable)
 {
-    struct sim *s = cluster_of(10, 3);
+    struct sim *s = sim_test_cluster(10, 3);
     sim_crash(s, 2);
     sim_crash(s, 3);
     sim_wait_view(s, 1, 2, 0);
@@ -285,7 +269,7 @@ END_TEST
 
 START_TEST(test_with_fewer_nodes_than_rf_levels_count_against_the_smaller_replica_set)
 {
-    struct sim *s = cluster_of(11, 2);
+    struct sim *s = sim_test_cluster(11, 2);
     struct sim_call p = sim_put(s, 1, "k", "v", KV_LEVEL_THREE);
     ck_assert_int_eq(p.r.st, KV_UNAVAILABLE);
     ck_assert_uint_eq(p.r.required, 3);
@@ -303,7 +287,7 @@ END_TEST
 
 START_TEST(test_bad_requests_are_refused_and_never_answered_before_the_call_returns)
 {
-    struct sim *s = cluster_of(12, 3);
+    struct sim *s = sim_test_cluster(12, 3);
     char big[KV_STORE_KEY_MAX + 2];
     memset(big, 'x', sizeof big - 1);
     big[sizeof big - 1] = 0;
@@ -314,7 +298,7 @@ START_TEST(test_bad_requests_are_refused_and_never_answered_before_the_call_retu
     ck_assert_int_eq(lin.r.st, KV_OK);
     ck_assert_uint_eq(lin.r.round_trips, 2);
     struct kv_cluster_opts o;
-    test_opts(&o);
+    sim_test_opts(&o);
     size_t n = o.max_value + 1;
     char *huge = malloc(n + 1);
     memset(huge, 'v', n);
@@ -331,7 +315,7 @@ END_TEST
 
 START_TEST(test_malformed_peer_messages_are_counted_and_dropped)
 {
-    struct sim *s = cluster_of(13, 3);
+    struct sim *s = sim_test_cluster(13, 3);
     struct kv_cluster *c = sim_cluster(s, 1);
     uint64_t before = sim_stats(s, 1).messages_malformed;
 
@@ -370,7 +354,7 @@ END_TEST
 
 START_TEST(test_requests_in_flight_fail_with_shutdown_when_the_cluster_is_freed)
 {
-    struct sim *s = cluster_of(14, 3);
+    struct sim *s = sim_test_cluster(14, 3);
     sim_isolate(s, 1, true);
     struct sim_call c = {0};
     kv_cluster_put(sim_cluster(s, 1), kv_slice_str("k"), kv_slice_str("v"), 0, KV_LEVEL_ALL, 0,
@@ -391,7 +375,7 @@ START_TEST(test_local_levels_count_only_the_coordinators_region_and_each_quorum_
     const char *regions[] = {"", "eu", "eu", "us", "us"};
     for (uint32_t id = 1; id <= 4; id++) {
         struct kv_cluster_opts o;
-        test_opts(&o);
+        sim_test_opts(&o);
         o.rf = 4;
         o.region = regions[id];
         ck_assert_int_eq(sim_start(s, id, &o), KV_OK);
@@ -426,7 +410,7 @@ END_TEST
 
 START_TEST(test_lost_and_duplicated_messages_never_yield_a_wrong_answer_and_replicas_converge)
 {
-    struct sim *s = cluster_of(16, 3);
+    struct sim *s = sim_test_cluster(16, 3);
     sim_set_loss(s, 0.05);
     sim_set_dup(s, 0.3);
     unsigned ok = 0;

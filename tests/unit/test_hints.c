@@ -11,26 +11,11 @@
 #include "common/log.h"
 #include "tests/sim/simcall.h"
 
-#define TIMEOUT_MS 300
+#define TIMEOUT_MS SIM_TEST_TIMEOUT_MS
 
-static void test_opts(struct kv_cluster_opts *o)
-{
-    kv_cluster_opts_default(o);
-    o->gossip_interval_ms = 20;
-    o->default_timeout_ms = TIMEOUT_MS;
-    o->n_tokens = 8;
-    o->rf = 3;
-}
 
 /* --------------------------------------------------------------------- helpers -- */
 
-
-static struct sim *cluster_of(uint64_t seed, int n)
-{
-    struct kv_cluster_opts o;
-    test_opts(&o);
-    return sim_cluster_with(seed, n, &o);
-}
 
 struct holds_pred {
     struct sim *s;
@@ -79,7 +64,7 @@ static struct sim *with_node_3_down(uint64_t seed, const struct kv_cluster_opts 
 START_TEST(test_a_write_while_a_replica_is_down_is_hinted_and_replayed_when_it_returns)
 {
     struct kv_cluster_opts o;
-    test_opts(&o);
+    sim_test_opts(&o);
     struct sim *s = with_node_3_down(21, &o);
     struct sim_call p = sim_put(s, 1, "k", "v", KV_LEVEL_QUORUM);
     ck_assert_int_eq(p.r.st, KV_OK);
@@ -111,7 +96,7 @@ END_TEST
 START_TEST(test_hints_survive_a_restart_of_the_coordinator_that_holds_them)
 {
     struct kv_cluster_opts o;
-    test_opts(&o);
+    sim_test_opts(&o);
     struct sim *s = with_node_3_down(22, &o);
     ck_assert_int_eq(sim_put(s, 1, "a", "1", KV_LEVEL_QUORUM).r.st, KV_OK);
     ck_assert_int_eq(sim_put(s, 1, "b", "2", KV_LEVEL_QUORUM).r.st, KV_OK);
@@ -143,7 +128,7 @@ END_TEST
 START_TEST(test_hints_over_the_per_node_bound_are_dropped)
 {
     struct kv_cluster_opts o;
-    test_opts(&o);
+    sim_test_opts(&o);
     o.max_hints_per_node = 3;
     struct sim *s = with_node_3_down(23, &o);
     for (int i = 0; i < 5; i++) {
@@ -167,7 +152,7 @@ END_TEST
 START_TEST(test_hints_over_the_byte_bound_are_dropped)
 {
     struct kv_cluster_opts o;
-    test_opts(&o);
+    sim_test_opts(&o);
     o.max_hint_bytes = 300;
     struct sim *s = with_node_3_down(24, &o);
     char val[101];
@@ -189,7 +174,7 @@ END_TEST
 START_TEST(test_hints_older_than_the_age_bound_are_deleted_not_replayed)
 {
     struct kv_cluster_opts o;
-    test_opts(&o);
+    sim_test_opts(&o);
     o.max_hint_age_ms = 1000;
     struct sim *s = with_node_3_down(25, &o);
     ck_assert_int_eq(sim_put(s, 1, "k", "v", KV_LEVEL_QUORUM).r.st, KV_OK);
@@ -210,7 +195,7 @@ END_TEST
 START_TEST(test_a_replay_that_is_never_acked_keeps_its_hints_and_is_retried)
 {
     struct kv_cluster_opts o;
-    test_opts(&o);
+    sim_test_opts(&o);
     struct sim *s = with_node_3_down(26, &o);
     ck_assert_int_eq(sim_put(s, 1, "k", "v", KV_LEVEL_QUORUM).r.st, KV_OK);
     sim_run_for(s, 50);
@@ -232,7 +217,7 @@ END_TEST
 
 START_TEST(test_a_replica_that_never_acked_a_write_gets_a_hint_at_the_timeout)
 {
-    struct sim *s = cluster_of(27, 3);
+    struct sim *s = sim_test_cluster(27, 3);
     sim_isolate(s, 3, true);                        /* lost before anyone notices */
     ck_assert_int_eq(sim_put(s, 1, "k", "v", KV_LEVEL_QUORUM).r.st, KV_OK);
     ck_assert_uint_eq(sim_stats(s, 1).hints_pending, 0);

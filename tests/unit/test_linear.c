@@ -13,23 +13,8 @@
 #include "common/log.h"
 #include "tests/sim/simcall.h"
 
-#define TIMEOUT_MS 300
+#define TIMEOUT_MS SIM_TEST_TIMEOUT_MS
 
-static void test_opts(struct kv_cluster_opts *o)
-{
-    kv_cluster_opts_default(o);
-    o->gossip_interval_ms = 20;
-    o->default_timeout_ms = TIMEOUT_MS;
-    o->n_tokens = 8;
-    o->rf = 3;
-}
-
-static struct sim *cluster_of(uint64_t seed, int n)
-{
-    struct kv_cluster_opts o;
-    test_opts(&o);
-    return sim_cluster_with(seed, n, &o);
-}
 
 /* Node 2's wall clock trails by 10 s. Gossip is slow (1 s), so node 2's HLC last observed
  * the others well before the test's writes, and node 2 is cut from node 1: the write
@@ -37,7 +22,7 @@ static struct sim *cluster_of(uint64_t seed, int n)
 static struct sim *skewed_cluster(uint64_t seed)
 {
     struct kv_cluster_opts o;
-    test_opts(&o);
+    sim_test_opts(&o);
     o.gossip_interval_ms = 1000;
     o.default_timeout_ms = 500;
     struct sim *s = sim_cluster_with(seed, 3, &o);
@@ -78,7 +63,7 @@ END_TEST
 
 START_TEST(test_a_read_costs_one_round_trip_when_the_quorum_agrees_and_a_write_two)
 {
-    struct sim *s = cluster_of(2, 3);
+    struct sim *s = sim_test_cluster(2, 3);
     struct sim_call p = sim_put(s, 1, "k", "v", KV_LEVEL_LINEARIZABLE);
     ck_assert_int_eq(p.r.st, KV_OK);
     ck_assert_uint_eq(p.r.round_trips, 2);
@@ -111,7 +96,7 @@ static void inversion_run(bool skip_writeback, uint64_t seed, struct sim_call *f
                           struct sim_call *second)
 {
     struct kv_cluster_opts o;
-    test_opts(&o);
+    sim_test_opts(&o);
     o.debug_skip_writeback = skip_writeback;
     struct sim *s = sim_cluster_with(seed, 3, &o);
     ck_assert_int_eq(sim_put(s, 2, "k", "old", KV_LEVEL_ALL).r.st, KV_OK);
@@ -158,7 +143,7 @@ END_TEST
 
 START_TEST(test_the_minority_side_of_a_partition_fails_and_never_succeeds)
 {
-    struct sim *s = cluster_of(4, 3);
+    struct sim *s = sim_test_cluster(4, 3);
     sim_isolate(s, 1, true);
     /* Before the detector notices: sent, unanswered: TIMEOUT, and phase 2 never ran. */
     struct sim_call p = sim_put(s, 1, "k", "minority", KV_LEVEL_LINEARIZABLE);
@@ -193,7 +178,7 @@ END_TEST
 
 START_TEST(test_a_write_whose_second_phase_acks_are_lost_times_out_with_its_acks)
 {
-    struct sim *s = cluster_of(5, 3);
+    struct sim *s = sim_test_cluster(5, 3);
     struct sim_call c = {0};
     kv_cluster_put(sim_cluster(s, 1), kv_slice_str("k"), kv_slice_str("v"), 0,
                    KV_LEVEL_LINEARIZABLE, 0, sim_call_cb, &c);
@@ -214,7 +199,7 @@ END_TEST
 
 START_TEST(test_under_loss_and_duplication_no_read_is_older_than_an_acknowledged_write)
 {
-    struct sim *s = cluster_of(6, 3);
+    struct sim *s = sim_test_cluster(6, 3);
     sim_set_loss(s, 0.05);
     sim_set_dup(s, 0.3);
     int last_acked = -1, last_read = -1, ok = 0;
