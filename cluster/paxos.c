@@ -391,6 +391,14 @@ static void prepared(struct px_op *op)
         round_start(op, PH_WRITEBACK);
         return;
     }
+    if (op->maybe_proposed) {
+        /* An earlier attempt of this op may have been chosen, committed and overwritten
+         * since (nothing records committed ballots once superseded): proposing the value
+         * again could apply it twice -- jepsen caught a retried LINEARIZABLE put doing
+         * exactly that around a kill -9. Its fate is unknown, so say so. */
+        answer_timeout(op, "an earlier proposal's fate is unknown");
+        return;
+    }
     free(op->prop.value.data);
     kv__record__init(&op->prop);
     if (op->val_len && !(op->prop.value.data = malloc(op->val_len))) {
