@@ -122,21 +122,26 @@ static void reply_error(struct kv_req *r, const struct kv_cluster_result *res)
     kv_conn_reply(r->conn, &resp);
 }
 
+/* The common start of every cluster callback: a request whose client is gone only
+ * finishes; a failed one answers with the error. True when r is done with. */
+static bool answered_early(struct kv_req *r, const struct kv_cluster_result *res)
+{
+    if (!kv_conn_is_closing(r->conn) && res->st == KV_OK)
+        return false;
+    if (!kv_conn_is_closing(r->conn))
+        reply_error(r, res);
+    finish(r, res->st);
+    return true;
+}
+
 /* --- get ------------------------------------------------------------------------------- */
 
 static void get_done(void *arg, const struct kv_cluster_result *res)
 {
     struct kv_req *r = arg;
     struct kv_server *s = r->srv;
-    if (kv_conn_is_closing(r->conn)) {
-        finish(r, res->st);
+    if (answered_early(r, res))
         return;
-    }
-    if (res->st != KV_OK) {
-        reply_error(r, res);
-        finish(r, res->st);
-        return;
-    }
     Kv__Response resp = KV__RESPONSE__INIT;
     Kv__GetResponse g = KV__GET_RESPONSE__INIT;
     struct kv_vec scratch = {0};
@@ -264,15 +269,8 @@ static void handle_get(struct kv_conn *c, Kv__Request *msg, uint64_t t0)
 static void write_done(void *arg, const struct kv_cluster_result *res)
 {
     struct kv_req *r = arg;
-    if (kv_conn_is_closing(r->conn)) {
-        finish(r, res->st);
+    if (answered_early(r, res))
         return;
-    }
-    if (res->st != KV_OK) {
-        reply_error(r, res);
-        finish(r, res->st);
-        return;
-    }
     Kv__Response resp = KV__RESPONSE__INIT;
     Kv__WriteResponse wr = KV__WRITE_RESPONSE__INIT;
     wr.version = res->version.hlc;
@@ -341,15 +339,8 @@ static void scan_done(void *arg, const struct kv_cluster_result *res)
 {
     struct kv_req *r = arg;
     struct kv_server *s = r->srv;
-    if (kv_conn_is_closing(r->conn)) {
-        finish(r, res->st);
+    if (answered_early(r, res))
         return;
-    }
-    if (res->st != KV_OK) {
-        reply_error(r, res);
-        finish(r, res->st);
-        return;
-    }
     /* A page stops growing past scan_max_bytes (so it always fits a frame); the cursor is
      * key-based, so cutting a page short here is as good as the coordinator doing it. */
     size_t n = res->n_items, bytes = 0;
