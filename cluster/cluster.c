@@ -115,6 +115,21 @@ bool kv_cluster__record_live(const Kv__Record *r, uint64_t now_ms)
     return !r->tombstone && (r->expires_at_ms == 0 || r->expires_at_ms > now_ms);
 }
 
+void kv_cluster__read_result(struct kv_cluster *c, struct kv_cluster_result *r,
+                             const Kv__Record *rec, bool has)
+{
+    bool live = has && kv_cluster__record_live(rec, kv_cluster__now(c));
+    r->st = r->err.code = live ? KV_OK : KV_NOT_FOUND;
+    if (has) {
+        r->version = (struct kv_version){rec->hlc, rec->node};
+        r->expires_at_ms = rec->expires_at_ms;
+    }
+    if (live)
+        r->value = kv_slice_of(rec->value.data, rec->value.len);
+    else
+        kv_err_set(&r->err, KV_NOT_FOUND, "key not found");
+}
+
 bool kv_cluster__record_copy(Kv__Record *dst, uint8_t *key, size_t key_len,
                              const Kv__Record *src)
 {

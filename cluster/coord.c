@@ -463,17 +463,8 @@ static void repair(struct point_op *op, struct rep *rp, bool blocking)
 static void read_answer(struct point_op *op, const Kv__Record *rec, bool has)
 {
     struct kv_cluster_result r;
-    uint64_t now = kv_cluster__now(op->hdr.c);
-    bool live = has && kv_cluster__record_live(rec, now);
-    base_result(op, &r, live ? KV_OK : KV_NOT_FOUND);
-    if (has) {
-        r.version = rec_ver(rec);
-        r.expires_at_ms = rec->expires_at_ms;
-    }
-    if (live)
-        r.value = kv_slice_of(rec->value.data, rec->value.len);
-    else
-        kv_err_set(&r.err, KV_NOT_FOUND, "key not found");
+    base_result(op, &r, KV_OK);
+    kv_cluster__read_result(op->hdr.c, &r, rec, has);
     answer(op, &r);
 }
 

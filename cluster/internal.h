@@ -104,6 +104,11 @@ enum kv_status kv_cluster__admit(struct kv_cluster *c, struct kv_err *err);
 bool kv_cluster__record_ok(const struct kv_cluster *c, const Kv__Record *r);
 struct kv_write kv_cluster__record_to_write(const Kv__Record *r);   /* borrows r */
 bool kv_cluster__record_live(const Kv__Record *r, uint64_t now_ms);
+/* Completes a read's result from the newest record (has: one exists): live -> KV_OK with
+ * its value; tombstone, expired or none -> KV_NOT_FOUND. The version and expiry are
+ * reported whenever a record exists. rec stays borrowed by r->value. */
+void kv_cluster__read_result(struct kv_cluster *c, struct kv_cluster_result *r,
+                             const Kv__Record *rec, bool has);
 /* Copies src into dst (freeing dst's old value) with dst->key = key (borrowed); false when
  * out of memory (dst then holds no value). */
 bool kv_cluster__record_copy(Kv__Record *dst, uint8_t *key, size_t key_len,

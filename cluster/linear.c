@@ -177,16 +177,8 @@ static void arm(struct lin_op *op)
 static void read_answer(struct lin_op *op, const Kv__Record *rec, bool has)
 {
     struct kv_cluster_result r;
-    bool live = has && kv_cluster__record_live(rec, kv_cluster__now(op->hdr.c));
-    base(op, &r, live ? KV_OK : KV_NOT_FOUND);
-    if (has) {
-        r.version = ver_of(rec);
-        r.expires_at_ms = rec->expires_at_ms;
-    }
-    if (live)
-        r.value = kv_slice_of(rec->value.data, rec->value.len);
-    else
-        kv_err_set(&r.err, KV_NOT_FOUND, "key not found");
+    base(op, &r, KV_OK);
+    kv_cluster__read_result(op->hdr.c, &r, rec, has);
     answer(op, &r);
 }
 
