@@ -67,11 +67,17 @@ static int first_unknown_field(const ProtobufCMessage *m)
     return 0;
 }
 
-enum kv_status kv_codec_decode_req(struct kv_slice payload, Kv__Request **out,
-                                   struct kv_err *err)
+enum kv_status kv_codec_decode_req(struct kv_slice payload, struct kv_pb_arena *arena,
+                                   Kv__Request **out, struct kv_err *err)
 {
-    Kv__Request *r = kv__request__unpack(NULL, payload.len, payload.ptr);
+    if (arena)
+        kv_pb_arena_begin(arena, kv_pb_arena_budget_for(payload.len));
+    Kv__Request *r = kv__request__unpack(arena ? &arena->pb : NULL, payload.len, payload.ptr);
     *out = r;
+    if (!r && arena && arena->refused)
+        return kv_err_set(err, KV_TOO_LARGE,
+                          "payload of %zu bytes decodes to more than its budget of %zu bytes",
+                          payload.len, arena->budget);
     if (!r)
         return kv_err_set(err, KV_PROTO, "payload of %zu bytes is not a valid Request",
                           payload.len);

@@ -10,15 +10,19 @@
 #include <stdbool.h>
 #include "common/buf.h"
 #include "common/status.h"
+#include "proto/arena.h"
 #include "proto/kv.pb-c.h"
 
 Kv__Status kv_codec_status_to_wire(enum kv_status s);
 enum kv_status kv_codec_status_from_wire(Kv__Status s);
 
-/* On KV_OK or KV_INVALID *out owns a request (kv__request__free_unpacked(*out, NULL)).
- * KV_PROTO: the payload is not a Request; *out is NULL. */
-enum kv_status kv_codec_decode_req(struct kv_slice payload, Kv__Request **out,
-                                   struct kv_err *err);
+/* With arena NULL, on KV_OK or KV_INVALID *out owns a request
+ * (kv__request__free_unpacked(*out, NULL)). With an arena the request lives in it until its
+ * next begin (proto/arena.h (2)): never free it; a payload whose decoded form would exceed
+ * kv_pb_arena_budget_for(payload.len) is KV_TOO_LARGE. KV_PROTO: the payload is not a
+ * Request. On KV_TOO_LARGE and KV_PROTO *out is NULL. */
+enum kv_status kv_codec_decode_req(struct kv_slice payload, struct kv_pb_arena *arena,
+                                   Kv__Request **out, struct kv_err *err);
 /* KV_OK: *out owns a response (kv__response__free_unpacked). KV_PROTO otherwise. */
 enum kv_status kv_codec_decode_resp(struct kv_slice payload, Kv__Response **out,
                                     struct kv_err *err);

@@ -577,16 +577,14 @@ void kv_handle_frame(struct kv_conn *c, struct kv_slice payload)
     uint64_t t0 = kv_clock_mono_ns();
     Kv__Request *msg;
     struct kv_err err = {0};
-    enum kv_status st = kv_codec_decode_req(payload, &msg, &err);
+    /* The request lives in s->req_arena until the next frame: no free on any path. */
+    enum kv_status st = kv_codec_decode_req(payload, &s->req_arena, &msg, &err);
     if (st != KV_OK) {
-        if (st == KV_PROTO)
+        if (st == KV_PROTO || st == KV_TOO_LARGE)
             kv_metrics_add(&s->metrics.frames_malformed, 1);
         else
             kv_metrics_add(&s->metrics.requests_invalid, 1);
-        kv_conn_reply_status(c, msg ? msg->id : 0, st == KV_PROTO ? KV_PROTO : KV_INVALID,
-                             err.msg);
-        if (msg)
-            kv__request__free_unpacked(msg, NULL);
+        kv_conn_reply_status(c, msg ? msg->id : 0, st == KV_INVALID ? KV_INVALID : st, err.msg);
         return;
     }
     if (msg->op_case == KV__REQUEST__OP_PEER) {
@@ -595,12 +593,10 @@ void kv_handle_frame(struct kv_conn *c, struct kv_slice payload)
         kv_metrics_add(&s->metrics.peer_msgs_in, 1);
         if (s->cluster)
             kv_cluster_on_message(s->cluster, msg->peer);
-        kv__request__free_unpacked(msg, NULL);
         return;
     }
     if (s->stopping || !s->cluster) {
         kv_conn_reply_status(c, msg->id, KV_SHUTDOWN, "server shutting down");
-        kv__request__free_unpacked(msg, NULL);
         return;
     }
     switch (msg->op_case) {
@@ -623,5 +619,4 @@ void kv_handle_frame(struct kv_conn *c, struct kv_slice payload)
     default:
         kv_conn_reply_status(c, msg->id, KV_INVALID, "unknown request type");
     }
-    kv__request__free_unpacked(msg, NULL);
 }

@@ -367,6 +367,7 @@ enum kv_status kv_server_init(struct kv_server *s, const struct kv_config *cfg,
     kv_metrics_init(&s->metrics);
     pthread_mutex_init(&s->done_mu, NULL);
     pthread_mutex_init(&s->text_mu, NULL);
+    kv_pb_arena_init(&s->req_arena);
 
     struct kv_store_opts so;
     kv_store_opts_default(&so);
@@ -463,6 +464,7 @@ void kv_server_destroy(struct kv_server *s)
     kv_store_close(s->store);
     s->store = NULL;
     kv_vec_free(&s->cluster_text);
+    kv_pb_arena_destroy(&s->req_arena);
     pthread_mutex_destroy(&s->done_mu);
     pthread_mutex_destroy(&s->text_mu);
 }

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <uv.h>
 #include "common/hlc.h"
+#include "proto/arena.h"
 #include "proto/kv.pb-c.h"
 #include "server/config.h"
 #include "server/metrics.h"
@@ -58,6 +59,7 @@ struct kv_server {
     struct kv_cio *cio;             /* the libuv kv_cluster_io (cluster_io.c) */
     struct kv_peers *peers;         /* outbound peer connections (peer.c) */
     struct kv_cluster *cluster;     /* NULL once freed at shutdown */
+    struct kv_pb_arena req_arena;   /* the request being handled is decoded here (loop only) */
     uint64_t generation;            /* this start's, persisted in KV_CF_META */
     pthread_mutex_t text_mu;        /* guards cluster_text (the HTTP thread reads it) */
     struct kv_vec cluster_text;     /* cluster/peer metrics, rendered on the loop */

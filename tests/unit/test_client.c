@@ -136,7 +136,7 @@ static Kv__Request *read_req(int fd)
     ck_assert_int_eq(kv_frame_decode(buf, KV_FRAME_HDR + len, 1u << 30, &payload, &flen, NULL),
                      KV_OK);
     Kv__Request *req = NULL;
-    ck_assert_int_eq(kv_codec_decode_req(payload, &req, NULL), KV_OK);
+    ck_assert_int_eq(kv_codec_decode_req(payload, NULL, &req, NULL), KV_OK);
     free(buf);
     return req;
 }

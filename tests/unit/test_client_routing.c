@@ -92,7 +92,7 @@ static Kv__Request *read_req(int fd)
     size_t flen;
     if (read_full(fd, buf + KV_FRAME_HDR, len) &&
         kv_frame_decode(buf, KV_FRAME_HDR + len, 1u << 30, &payload, &flen, NULL) == KV_OK)
-        kv_codec_decode_req(payload, &req, NULL);
+        kv_codec_decode_req(payload, NULL, &req, NULL);
     free(buf);
     return req;
 }

@@ -84,7 +84,7 @@ START_TEST(test_request_round_trips_through_a_frame)
     size_t flen;
     ck_assert_int_eq(kv_frame_decode(v.ptr, v.len, 1000, &payload, &flen, NULL), KV_OK);
     Kv__Request *d;
-    ck_assert_int_eq(kv_codec_decode_req(payload, &d, NULL), KV_OK);
+    ck_assert_int_eq(kv_codec_decode_req(payload, NULL, &d, NULL), KV_OK);
     ck_assert_uint_eq(d->id, 7);
     ck_assert_int_eq(d->consistency, KV__CONSISTENCY__QUORUM);
     ck_assert_int_eq(d->op_case, KV__REQUEST__OP_PUT);
@@ -98,20 +98,81 @@ START_TEST(test_requests_without_an_operation_or_with_unknown_fields_are_refused
 {
     Kv__Request *d;
     uint8_t empty[] = {0x08, 5};   /* id = 5, no operation */
-    ck_assert_int_eq(kv_codec_decode_req(kv_slice_of(empty, sizeof empty), &d, NULL), KV_INVALID);
+    ck_assert_int_eq(kv_codec_decode_req(kv_slice_of(empty, sizeof empty), NULL, &d, NULL), KV_INVALID);
     ck_assert_uint_eq(d->id, 5);
     kv__request__free_unpacked(d, NULL);
     /* id = 6, get { key "a", field 9 = 1 }: unknown inside a nested message. */
     uint8_t nested[] = {0x08, 6, 0x52, 0x05, 0x0a, 0x01, 'a', 0x48, 0x01};
     struct kv_err err;
-    ck_assert_int_eq(kv_codec_decode_req(kv_slice_of(nested, sizeof nested), &d, &err),
+    ck_assert_int_eq(kv_codec_decode_req(kv_slice_of(nested, sizeof nested), NULL, &d, &err),
                      KV_INVALID);
     ck_assert_uint_eq(d->id, 6);
     ck_assert_ptr_nonnull(strstr(err.msg, "9"));
     kv__request__free_unpacked(d, NULL);
     uint8_t junk[] = {0xff, 0xff, 0xff};
-    ck_assert_int_eq(kv_codec_decode_req(kv_slice_of(junk, sizeof junk), &d, NULL), KV_PROTO);
+    ck_assert_int_eq(kv_codec_decode_req(kv_slice_of(junk, sizeof junk), NULL, &d, NULL), KV_PROTO);
     ck_assert_ptr_null(d);
+}
+END_TEST
+
+/* Request{peer{write{records: n empty Records}}}: 2 wire bytes per Record, each of which
+ * protobuf-c turns into a whole struct. */
+static size_t repeated_field_bomb(uint8_t *buf, size_t n)
+{
+    size_t inner = 2 * n, len = 0;
+    uint8_t *p = buf;
+    *p++ = 0xa2, *p++ = 0x01;   /* field 20 (peer), length-delimited */
+    size_t write_hdr = 1 + 3;   /* field 11 tag + a 3-byte varint length */
+    size_t peer_len = write_hdr + inner;
+    *p++ = (uint8_t)(0x80 | (peer_len & 0x7f)), *p++ = (uint8_t)(0x80 | (peer_len >> 7 & 0x7f)),
+    *p++ = (uint8_t)(peer_len >> 14);
+    *p++ = 0x5a;                /* field 11 (write) */
+    *p++ = (uint8_t)(0x80 | (inner & 0x7f)), *p++ = (uint8_t)(0x80 | (inner >> 7 & 0x7f)),
+    *p++ = (uint8_t)(inner >> 14);
+    for (size_t i = 0; i < n; i++)
+        *p++ = 0x0a, *p++ = 0x00;
+    len = (size_t)(p - buf);
+    return len;
+}
+
+START_TEST(test_an_arena_decode_is_bounded_by_its_budget_and_reusable)
+{
+    static struct kv_pb_arena a;
+    kv_pb_arena_init(&a);
+    enum { N = 20000 };
+    static uint8_t bomb[16 + 2 * N];
+    size_t len = repeated_field_bomb(bomb, N);
+    Kv__Request *d = NULL;
+    struct kv_err err = {0};
+    /* Without a budget it decodes (protobuf-c allocates a struct per Record) ... */
+    ck_assert_int_eq(kv_codec_decode_req(kv_slice_of(bomb, len), NULL, &d, NULL), KV_OK);
+    ck_assert_uint_eq(d->peer->write->n_records, N);
+    size_t unbounded = N * sizeof(Kv__Record);
+    kv__request__free_unpacked(d, NULL);
+    ck_assert_uint_gt(unbounded, kv_pb_arena_budget_for(len));
+    /* ... through the arena it is refused as too large, without allocating past it. */
+    ck_assert_int_eq(kv_codec_decode_req(kv_slice_of(bomb, len), &a, &d, &err), KV_TOO_LARGE);
+    ck_assert_ptr_null(d);
+    ck_assert_uint_le(a.used, kv_pb_arena_budget_for(len));
+    ck_assert_ptr_nonnull(strstr(err.msg, "budget"));
+    /* The same arena then decodes an ordinary request, and again after the next begin. */
+    for (int round = 0; round < 2; round++) {
+        Kv__Request r = KV__REQUEST__INIT;
+        Kv__GetRequest g = KV__GET_REQUEST__INIT;
+        r.id = 41 + (uint64_t)round;
+        r.op_case = KV__REQUEST__OP_GET;
+        r.get = &g;
+        g.key.data = (uint8_t *)"key";
+        g.key.len = 3;
+        uint8_t buf[64];
+        size_t n = kv__request__pack(&r, buf);
+        ck_assert_int_eq(kv_codec_decode_req(kv_slice_of(buf, n), &a, &d, NULL), KV_OK);
+        ck_assert_uint_eq(d->id, 41 + (uint64_t)round);
+        ck_assert_uint_eq(d->get->key.len, 3);
+        ck_assert_int_eq(memcmp(d->get->key.data, "key", 3), 0);
+        ck_assert_ptr_null(a.chunks);   /* small: served from the inline block */
+    }
+    kv_pb_arena_destroy(&a);
 }
 END_TEST
 
@@ -165,6 +226,7 @@ int main(void)
     tcase_add_test(t, test_frame_detects_every_single_bit_flip);
     tcase_add_test(t, test_request_round_trips_through_a_frame);
     tcase_add_test(t, test_requests_without_an_operation_or_with_unknown_fields_are_refused_by_id);
+    tcase_add_test(t, test_an_arena_decode_is_bounded_by_its_budget_and_reusable);
     tcase_add_test(t, test_values_compress_only_when_large_and_smaller);
     tcase_add_test(t, test_every_status_maps_to_the_wire_and_back);
     suite_add_tcase(s, t);
