@@ -26,6 +26,7 @@ KVC__SAME(KVC_OVERLOADED, KV_AGAIN);   /* the codec maps wire OVERLOADED to KV_A
 KVC__SAME(KVC_NOMEM, KV_NOMEM);
 KVC__SAME(KVC_CONN, KV_CONN);
 KVC__SAME(KVC_SHUTDOWN, KV_SHUTDOWN);
+KVC__SAME(KVC_NOSPACE, KV_NOSPACE);
 
 KVC__SAME(KVC_CL_DEFAULT, KV__CONSISTENCY__CONSISTENCY_DEFAULT);
 KVC__SAME(KVC_CL_ONE, KV__CONSISTENCY__ONE);
@@ -67,6 +68,7 @@ const char *kvc_status_name(int code)
     case KVC_NOMEM: return "NOMEM";
     case KVC_CONN: return "CONN";
     case KVC_SHUTDOWN: return "SHUTDOWN";
+    case KVC_NOSPACE: return "NOSPACE";
     }
     return "UNKNOWN";
 }

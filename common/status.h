@@ -22,7 +22,8 @@
     X(AGAIN, -10, "try again")                                      \
     X(NOMEM, -11, "out of memory")                                  \
     X(CONN, -12, "connection error")                                \
-    X(SHUTDOWN, -13, "shutting down")
+    X(SHUTDOWN, -13, "shutting down")                               \
+    X(NOSPACE, -14, "no space left on device")
 
 enum kv_status {
 #define X(n, c, s) KV_##n = c,

@@ -18,6 +18,7 @@ Kv__Status kv_codec_status_to_wire(enum kv_status s)
     case KV_TIMEOUT: return KV__STATUS__TIMEOUT;
     case KV_AGAIN: return KV__STATUS__OVERLOADED;
     case KV_SHUTDOWN: return KV__STATUS__SHUTTING_DOWN;
+    case KV_NOSPACE: return KV__STATUS__NO_SPACE;
     case KV_INTERNAL: case KV_NOMEM: case KV_CONN: break;
     }
     return KV__STATUS__INTERNAL;
@@ -37,6 +38,7 @@ enum kv_status kv_codec_status_from_wire(Kv__Status s)
     case KV__STATUS__IO_ERROR: return KV_IOERR;
     case KV__STATUS__OVERLOADED: return KV_AGAIN;
     case KV__STATUS__SHUTTING_DOWN: return KV_SHUTDOWN;
+    case KV__STATUS__NO_SPACE: return KV_NOSPACE;
     default: return KV_INTERNAL;
     }
 }

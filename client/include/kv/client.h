@@ -44,7 +44,8 @@ enum kvc_status {
     KVC_OVERLOADED = -10,  /* the server shed the request: retry later */
     KVC_NOMEM = -11,
     KVC_CONN = -12,        /* connection failed or broke: for writes, outcome unknown */
-    KVC_SHUTDOWN = -13     /* the server is stopping */
+    KVC_SHUTDOWN = -13,    /* the server is stopping */
+    KVC_NOSPACE = -14      /* the server's disk is full: not applied; reads still work */
 };
 
 struct kvc_err {
