@@ -5,7 +5,9 @@
  * the operands (and the existing value, if any) down to the record with the highest
  * version, so a put never reads first.
  * (1) The winner is the highest kv_version; equal versions (which the cluster layer never
- *     mints for different values) fall back to the larger encoded bytes, so the result is
+ *     mints for different values) fall back to the larger value bytes, then the larger
+ *     encoded bytes (the checksum sits before the value, so comparing the encoding alone
+ *     would order by checksum, which is stable but surprising), so the result is
  *     the same whatever order, grouping or number of merges RocksDB uses: the fold is
  *     commutative, associative and idempotent.
  * (2) The winner's bytes are returned unchanged (never re-encoded), so a record survives
@@ -32,6 +34,7 @@ struct pick {
     const char *ptr;
     size_t len;
     struct kv_version ver;
+    struct kv_slice value;
     bool set;
 };
 
@@ -46,7 +49,9 @@ static int pick_fold(struct pick *best, const char *p, size_t n)
         if (c < 0)
             return 0;
         if (c == 0) {
-            int b = kv_slice_cmp(kv_slice_of(p, n), kv_slice_of(best->ptr, best->len));
+            int b = kv_slice_cmp(r.value, best->value);
+            if (b == 0)
+                b = kv_slice_cmp(kv_slice_of(p, n), kv_slice_of(best->ptr, best->len));
             if (b <= 0)
                 return 0;
         }
@@ -54,6 +59,7 @@ static int pick_fold(struct pick *best, const char *p, size_t n)
     best->ptr = p;
     best->len = n;
     best->ver = r.ver;
+    best->value = r.value;
     best->set = true;
     return 0;
 }

@@ -30,6 +30,19 @@ static enum kv_status decode_copy(const uint8_t *p, size_t n, struct kv_record *
     return s;
 }
 
+/* decode_copy after resealing the copy: reaches the field checks behind the checksum. */
+static enum kv_status decode_sealed(const uint8_t *p, size_t n, struct kv_record *r)
+{
+    uint8_t *c = malloc(n ? n : 1);
+    ck_assert_ptr_nonnull(c);
+    memcpy(c, p, n);
+    if (n >= KV_RECORD_HDR_MIN)
+        kv_record_seal(c, n);
+    enum kv_status s = decode_copy(c, n, r);
+    free(c);
+    return s;
+}
+
 static void assert_round_trip(const struct kv_record *in)
 {
     size_t n;
@@ -91,10 +104,11 @@ START_TEST(test_record_layout_is_big_endian_as_documented)
                           .expires_at_ms = 0x1112131415161718ull, .value = kv_slice_str("xy")};
     size_t n;
     uint8_t *p = encode(&r, &n);
-    const uint8_t want[] = {1, 0x02, 1, 2, 3, 4, 5, 6, 7, 8, 0x0a, 0x0b, 0x0c, 0x0d,
+    const uint8_t want[] = {2, 0x02, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 0x0a, 0x0b, 0x0c, 0x0d,
                             0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 'x', 'y'};
     ck_assert_uint_eq(n, sizeof want);
-    ck_assert(memcmp(p, want, n) == 0);
+    ck_assert(memcmp(p, want, 2) == 0);            /* bytes 2..5 are the checksum */
+    ck_assert(memcmp(p + 6, want + 6, n - 6) == 0);
     free(p);
 }
 END_TEST
@@ -117,7 +131,7 @@ START_TEST(test_record_a_bad_format_byte_is_corruption)
     struct kv_record r = {.ver = {5, 5}, .value = kv_slice_str("abc")};
     size_t n;
     uint8_t *p = encode(&r, &n);
-    const uint8_t bad[] = {0, 2, 3, 0x80, 0xff};
+    const uint8_t bad[] = {0, 1, 3, 0x80, 0xff};   /* 1: the checksum-less format */
     for (size_t i = 0; i < sizeof bad; i++) {
         p[0] = bad[i];
         struct kv_record out;
@@ -148,9 +162,9 @@ START_TEST(test_record_a_tombstone_carrying_bytes_is_corruption)
     uint8_t *p = encode(&r, &n);
     p[1] = 0x01;                         /* claim tombstone, keep the value bytes */
     struct kv_record out;
-    ck_assert_int_eq(decode_copy(p, n, &out), KV_CORRUPTION);
-    ck_assert_int_eq(decode_copy(p, KV_RECORD_HDR_MIN + 1, &out), KV_CORRUPTION);
-    ck_assert_int_eq(decode_copy(p, KV_RECORD_HDR_MIN, &out), KV_OK);
+    ck_assert_int_eq(decode_sealed(p, n, &out), KV_CORRUPTION);
+    ck_assert_int_eq(decode_sealed(p, KV_RECORD_HDR_MIN + 1, &out), KV_CORRUPTION);
+    ck_assert_int_eq(decode_sealed(p, KV_RECORD_HDR_MIN, &out), KV_OK);
     ck_assert(out.tombstone);
     free(p);
 }
@@ -164,7 +178,7 @@ START_TEST(test_record_a_truncated_expiry_is_corruption)
     ck_assert_uint_eq(n, KV_RECORD_HDR_MIN + 8);
     for (size_t len = KV_RECORD_HDR_MIN; len < n; len++) {
         struct kv_record out;
-        ck_assert_int_eq(decode_copy(p, len, &out), KV_CORRUPTION);
+        ck_assert_int_eq(decode_sealed(p, len, &out), KV_CORRUPTION);
     }
     free(p);
 }
@@ -177,8 +191,34 @@ START_TEST(test_record_an_expiry_flag_with_expiry_zero_is_corruption)
     uint8_t *p = encode(&r, &n);
     memset(p + KV_RECORD_HDR_MIN, 0, 8);
     struct kv_record out;
-    ck_assert_int_eq(decode_copy(p, n, &out), KV_CORRUPTION);
+    ck_assert_int_eq(decode_sealed(p, n, &out), KV_CORRUPTION);
     free(p);
+}
+END_TEST
+
+START_TEST(test_record_every_single_bit_flip_is_corruption)
+{
+    const struct kv_record shapes[] = {
+        {.ver = {0x123456789ull, 7}, .value = kv_slice_str("a value of some length")},
+        {.ver = {5, 5}, .expires_at_ms = 99, .value = kv_slice_str("v")},
+        {.ver = {5, 5}, .tombstone = true},
+        {.ver = {5, 5}},
+    };
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        size_t n;
+        uint8_t *p = encode(&shapes[k], &n);
+        for (size_t i = 0; i < n; i++)
+            for (int bit = 0; bit < 8; bit++) {
+                p[i] ^= (uint8_t)(1u << bit);
+                struct kv_record out;
+                ck_assert_msg(decode_copy(p, n, &out) == KV_CORRUPTION,
+                              "shape %zu: flip of byte %zu bit %d decoded", k, i, bit);
+                p[i] ^= (uint8_t)(1u << bit);
+            }
+        struct kv_record out;
+        ck_assert_int_eq(decode_copy(p, n, &out), KV_OK);
+        free(p);
+    }
 }
 END_TEST
 
@@ -223,6 +263,7 @@ static Suite *record_suite(void)
     tcase_add_test(tc, test_record_a_tombstone_carrying_bytes_is_corruption);
     tcase_add_test(tc, test_record_a_truncated_expiry_is_corruption);
     tcase_add_test(tc, test_record_an_expiry_flag_with_expiry_zero_is_corruption);
+    tcase_add_test(tc, test_record_every_single_bit_flip_is_corruption);
     tcase_add_test(tc, test_record_decode_fills_err_with_the_reason);
     tcase_add_test(tc, test_record_live_means_neither_tombstone_nor_expired_at_now);
     suite_add_tcase(s, tc);

@@ -358,7 +358,7 @@ START_TEST(test_lww_breaks_an_equal_version_tie_the_same_way_in_both_orders)
     put(st, "t1", y, 0);
     put(st, "t2", y, 0);
     put(st, "t2", x, 0);
-    expect_live(st, "t1", "yy");        /* larger encoded bytes win the (buggy) tie */
+    expect_live(st, "t1", "yy");        /* the larger value wins the (buggy) tie */
     expect_live(st, "t2", "yy");
     compact(st);
     expect_live(st, "t1", "yy");
