@@ -135,7 +135,8 @@ static void commit_group(struct kv_store *st, rocksdb_writebatch_t *wb,
     rocksdb_write(st->db, st->sync == KV_SYNC_NONE ? st->wo_nosync : st->wo_sync, wb, &e);
     struct kv_err err = {KV_OK, ""};
     enum kv_status s = e ? kv_store__rocks_err(&e, &err, "write") : KV_OK;
-    if (s != KV_OK)
+    kv_store__note_write(st, s, &err);      /* write health, logged once: store.c (5) */
+    if (s != KV_OK && s != KV_NOSPACE && s != KV_IOERR)
         KV_ERROR("storage: group commit failed: %s", err.msg);
     while (group) {
         struct kv_commit_req *next = group->next;

@@ -8,11 +8,22 @@
  * (3) A read returns a record only after it decoded; without KV_STORE_RAW it hides
  *     tombstones and records expired at st->now_ms().
  * (4) kv_store_close stops the commit thread (which drains the queue, running callbacks)
- *     before any RocksDB object is released. */
+ *     and the health watcher before any RocksDB object is released.
+ * (5) Write health follows the writes themselves: a write failing with KV_NOSPACE or
+ *     KV_IOERR marks writes refused (keeping its message), the next successful write clears
+ *     the mark. RocksDB stops a DB after such an error and answers every write with it
+ *     until its own recovery resumes the DB (for no space: its default SstFileManager
+ *     checks the free space every 5 s and resumes once write_buffer_bytes are free); with
+ *     no client writing, the watcher thread probes once a second with an empty WriteBatch
+ *     (which fails while the DB is stopped and writes nothing otherwise), so the mark
+ *     clears within about a second of the DB resuming. An error RocksDB does not recover
+ *     from by itself (a fatal one) keeps writes refused until kvd restarts. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/stat.h>
+#include <time.h>
 #include "common/clock.h"
 #include "common/log.h"
 #include "storage/store_int.h"
@@ -66,6 +77,124 @@ rocksdb_column_family_handle_t *kv_store__cf(struct kv_store *st, enum kv_cf cf)
     return st->cf[cf];
 }
 
+/* ------------------------------------------------------------------ write health -- */
+
+#define WATCH_PROBE_MS 1000
+
+static const char *health_summary(enum kv_status code)
+{
+    switch (code) {
+    case KV_OK: return "ok";
+    case KV_NOSPACE: return "writes refused: disk full";
+    default: return "writes refused: I/O error";
+    }
+}
+
+void kv_store__note_write(struct kv_store *st, enum kv_status s, const struct kv_err *err)
+{
+    if (s == KV_OK) {
+        if (!atomic_load_explicit(&st->refused, memory_order_relaxed))
+            return;                      /* the common case: one relaxed load */
+        pthread_mutex_lock(&st->hmu);
+        if (atomic_load(&st->refused)) {
+            atomic_store(&st->refused, false);
+            st->resumes++;
+            KV_INFO("storage: writes resumed after %llu ms refused (%s)",
+                    (unsigned long long)(kv_clock_now_ms() - st->refused_since_ms),
+                    health_summary(st->refused_code));
+            st->refused_code = KV_OK;
+        }
+        pthread_mutex_unlock(&st->hmu);
+        return;
+    }
+    if (s != KV_NOSPACE && s != KV_IOERR)
+        return;                          /* bad input, shutdown...: not the disk's state */
+    atomic_fetch_add(&st->write_errors, 1);
+    pthread_mutex_lock(&st->hmu);
+    if (!atomic_load(&st->refused)) {
+        st->refused_code = s;
+        snprintf(st->refused_msg, sizeof st->refused_msg, "%s", err ? err->msg : "");
+        st->refused_since_ms = kv_clock_now_ms();
+        atomic_store(&st->refused, true);
+        KV_ERROR("storage: %s; reads still work, writes resume by themselves when the "
+                 "disk recovers: %s", health_summary(s), st->refused_msg);
+        pthread_cond_signal(&st->hwake);
+    }
+    pthread_mutex_unlock(&st->hmu);
+}
+
+void kv_store_health(struct kv_store *st, struct kv_store_health *out)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&st->hmu);
+    out->writes_refused = atomic_load(&st->refused);
+    out->code = out->writes_refused ? st->refused_code : KV_OK;
+    out->summary = health_summary(out->code);
+    if (out->writes_refused) {
+        snprintf(out->reason, sizeof out->reason, "%s", st->refused_msg);
+        out->since_ms = st->refused_since_ms;
+    }
+    out->resumes = st->resumes;
+    pthread_mutex_unlock(&st->hmu);
+    out->write_errors = atomic_load(&st->write_errors);
+}
+
+/* The watcher: idle until writes are refused, then one probe a second until they are not. */
+static void *watch_main(void *arg)
+{
+    struct kv_store *st = arg;
+    rocksdb_writebatch_t *empty = rocksdb_writebatch_create();
+    pthread_mutex_lock(&st->hmu);
+    while (!st->watch_stop) {
+        if (!atomic_load(&st->refused)) {
+            pthread_cond_wait(&st->hwake, &st->hmu);
+            continue;
+        }
+        struct timespec ts;              /* a full interval, whatever wakes us meanwhile */
+        uint64_t at = kv_clock_mono_ns() + WATCH_PROBE_MS * 1000000ull;
+        ts.tv_sec = (time_t)(at / 1000000000u);
+        ts.tv_nsec = (long)(at % 1000000000u);
+        while (!st->watch_stop && atomic_load(&st->refused) && kv_clock_mono_ns() < at)
+            pthread_cond_timedwait(&st->hwake, &st->hmu, &ts);
+        if (st->watch_stop || !atomic_load(&st->refused))
+            continue;
+        pthread_mutex_unlock(&st->hmu);
+        char *e = NULL;
+        struct kv_err err = {KV_OK, ""};
+        rocksdb_write(st->db, st->wo_nosync, empty, &e);
+        enum kv_status s = e ? kv_store__rocks_err(&e, &err, "write probe") : KV_OK;
+        if (s == KV_OK)
+            kv_store__note_write(st, s, NULL);
+        else                             /* still stopped: not another client error */
+            KV_DEBUG("storage: %s", err.msg);
+        pthread_mutex_lock(&st->hmu);
+    }
+    pthread_mutex_unlock(&st->hmu);
+    rocksdb_writebatch_destroy(empty);
+    return NULL;
+}
+
+static enum kv_status watch_start(struct kv_store *st, struct kv_err *err)
+{
+    int rc = pthread_create(&st->watcher, NULL, watch_main, st);
+    if (rc != 0)
+        return kv_err_set(err, KV_INTERNAL, "health watcher thread: %s", strerror(rc));
+    st->watch_started = true;
+    return KV_OK;
+}
+
+static void watch_stop(struct kv_store *st)
+{
+    if (!st->watch_started)
+        return;
+    pthread_mutex_lock(&st->hmu);
+    st->watch_stop = true;
+    pthread_cond_signal(&st->hwake);
+    pthread_mutex_unlock(&st->hmu);
+    pthread_join(st->watcher, NULL);
+    st->watch_started = false;
+}
+
 /* ------------------------------------------------------------------- open / close -- */
 
 /* Options shared by every column family: one LRU block cache and a bloom filter. */
@@ -92,6 +221,7 @@ static rocksdb_options_t *base_options(size_t cache_bytes)
 static void store_free(struct kv_store *st)
 {
     kv_store__commit_stop(st);
+    watch_stop(st);
     for (int i = 0; i < KV_CF_COUNT; i++)
         if (st->cf[i])
             rocksdb_column_family_handle_destroy(st->cf[i]);
@@ -107,6 +237,8 @@ static void store_free(struct kv_store *st)
         rocksdb_writeoptions_destroy(st->wo_sync);
     if (st->wo_nosync)
         rocksdb_writeoptions_destroy(st->wo_nosync);
+    pthread_cond_destroy(&st->hwake);
+    pthread_mutex_destroy(&st->hmu);
     free(st);
 }
 
@@ -126,9 +258,17 @@ enum kv_status kv_store_open(const struct kv_store_opts *opts, struct kv_store *
     st->batch_delay_us = opts->batch_delay_us;
     st->grace_ms = opts->grace_ms;
     st->now_ms = opts->now_ms ? opts->now_ms : kv_clock_now_ms;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);   /* the watcher uses kv_clock_mono_ns */
+    pthread_mutex_init(&st->hmu, NULL);
+    pthread_cond_init(&st->hwake, &ca);
+    pthread_condattr_destroy(&ca);
 
     rocksdb_options_t *base = base_options(opts->block_cache_bytes ? opts->block_cache_bytes
                                                                    : DEFAULT_BLOCK_CACHE);
+    if (opts->write_buffer_bytes)        /* also the free space needed to resume (5) */
+        rocksdb_options_set_write_buffer_size(base, opts->write_buffer_bytes);
     rocksdb_options_t *data = rocksdb_options_create_copy(base);
     rocksdb_options_set_merge_operator(data, kv_store__lww_merge_operator()); /* owned */
     st->filter = kv_store__purge_filter(st);
@@ -163,6 +303,8 @@ enum kv_status kv_store_open(const struct kv_store_opts *opts, struct kv_store *
     rocksdb_writeoptions_set_sync(st->wo_nosync, 0);
 
     enum kv_status s = kv_store__commit_start(st, err);
+    if (s == KV_OK)
+        s = watch_start(st, err);
     if (s != KV_OK) {
         store_free(st);
         return s;
@@ -236,7 +378,10 @@ enum kv_status kv_store_raw_put(struct kv_store *st, enum kv_cf cf, struct kv_sl
     char *e = NULL;
     rocksdb_put_cf(st->db, sync ? st->wo_sync : st->wo_nosync, st->cf[cf], key.ptr, key.len,
                    val.ptr, val.len, &e);
-    return e ? kv_store__rocks_err(&e, err, "raw put") : KV_OK;
+    struct kv_err local = {KV_OK, ""};
+    s = e ? kv_store__rocks_err(&e, err ? err : &local, "raw put") : KV_OK;
+    kv_store__note_write(st, s, err ? err : &local);
+    return s;
 }
 
 enum kv_status kv_store_raw_delete(struct kv_store *st, enum kv_cf cf, struct kv_slice key,
@@ -248,7 +393,10 @@ enum kv_status kv_store_raw_delete(struct kv_store *st, enum kv_cf cf, struct kv
     char *e = NULL;
     rocksdb_delete_cf(st->db, sync ? st->wo_sync : st->wo_nosync, st->cf[cf], key.ptr,
                       key.len, &e);
-    return e ? kv_store__rocks_err(&e, err, "raw delete") : KV_OK;
+    struct kv_err local = {KV_OK, ""};
+    s = e ? kv_store__rocks_err(&e, err ? err : &local, "raw delete") : KV_OK;
+    kv_store__note_write(st, s, err ? err : &local);
+    return s;
 }
 
 enum kv_status kv_store_raw_get(struct kv_store *st, enum kv_cf cf, struct kv_slice key,

@@ -11,7 +11,12 @@
  *     are older than opts.grace_ms; until then reads and iterators hide them unless
  *     KV_STORE_RAW is asked for.
  * (4) Column families: KV_CF_DATA holds records (merge operator, compaction filter, LZ4);
- *     the others hold plain bytes for the cluster layer (hints, Paxos state, metadata). */
+ *     the others hold plain bytes for the cluster layer (hints, Paxos state, metadata).
+ * (5) A full disk or an I/O error never acknowledges a write: it fails with KV_NOSPACE or
+ *     KV_IOERR, reads keep working, and kv_store_health() says writes are refused and why.
+ *     Writes come back by themselves, without reopening: RocksDB's own error recovery
+ *     (its SstFileManager polls the free space every 5 s and resumes the DB once at least
+ *     write_buffer_bytes are free), and a watcher thread notices within 1 s. */
 #ifndef KV_STORAGE_STORE_H
 #define KV_STORAGE_STORE_H
 #include <stdbool.h>
@@ -39,6 +44,9 @@ struct kv_store_opts {
                                            to share its fsync; default 1000 */
     uint64_t grace_ms;                  /* purge grace for tombstones/expired; default 10 days */
     size_t block_cache_bytes;           /* default 64 MiB */
+    size_t write_buffer_bytes;          /* memtable size per column family; 0 = RocksDB's
+                                           64 MiB. After a full disk, writes resume only
+                                           once this much space is free again (5) */
     uint64_t (*now_ms)(void);           /* clock for TTL and purge; NULL = kv_clock_now_ms */
 };
 
@@ -55,6 +63,22 @@ enum kv_status kv_store_open(const struct kv_store_opts *opts, struct kv_store *
 /* Waits for queued writes to finish (their callbacks run), then closes RocksDB.
  * NULL is a no-op. No other call may be running or start on st. */
 void kv_store_close(struct kv_store *st);
+
+/* --- write health (5) -------------------------------------------------------------- */
+
+struct kv_store_health {
+    bool writes_refused;                /* the last write failed with NOSPACE or IOERR */
+    enum kv_status code;                /* KV_NOSPACE or KV_IOERR when refused, else KV_OK */
+    const char *summary;                /* static: "ok", "writes refused: disk full",
+                                           "writes refused: I/O error" */
+    char reason[160];                   /* RocksDB's message for the first refused write */
+    uint64_t since_ms;                  /* wall-clock ms of the first refused write */
+    uint64_t write_errors;              /* RocksDB writes failed with NOSPACE/IOERR, ever */
+    uint64_t resumes;                   /* times writes came back after being refused */
+};
+
+/* Fills *out; never touches the disk (safe on an event loop or the HTTP thread). */
+void kv_store_health(struct kv_store *st, struct kv_store_health *out);
 
 /* --- records (KV_CF_DATA) ------------------------------------------------------------ */
 

@@ -8,6 +8,7 @@
 #define KV_STORAGE_STORE_INT_H
 #include <pthread.h>
 #include <rocksdb/c.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include "common/status.h"
@@ -36,11 +37,26 @@ struct kv_store {
     bool closing;                        /* under mu */
     bool thread_started;
     pthread_t thread;
+
+    /* Write health (store.h (5), store.c "write health"): set by a write that fails with
+     * NOSPACE/IOERR, cleared by the next write that succeeds, probed by the watcher. */
+    pthread_mutex_t hmu;
+    pthread_cond_t hwake;                /* watcher: writes refused, or stopping */
+    _Atomic bool refused;                /* written under hmu; read without it */
+    enum kv_status refused_code;         /* under hmu */
+    char refused_msg[160];               /* under hmu */
+    uint64_t refused_since_ms;           /* under hmu */
+    uint64_t resumes;                    /* under hmu */
+    _Atomic uint64_t write_errors;
+    bool watch_stop;                     /* under hmu */
+    bool watch_started;
+    pthread_t watcher;
 };
 
 /* Converts *errptr (non-NULL) into err, prefixed by what, frees it and sets *errptr to
- * NULL. Returns the mapped code: "Corruption" -> KV_CORRUPTION, "IO error" or no space ->
- * KV_IOERR, "Result incomplete" -> KV_AGAIN, anything else KV_INTERNAL. */
+ * NULL. Returns the mapped code: "Corruption" -> KV_CORRUPTION, no space (or a space
+ * limit) -> KV_NOSPACE, any other "IO error" -> KV_IOERR, "Result incomplete" -> KV_AGAIN,
+ * anything else KV_INTERNAL. */
 enum kv_status kv_store__rocks_err(char **errptr, struct kv_err *err, const char *what);
 
 /* storage/lww.c: the data column family's merge operator and compaction filter. The merge
@@ -53,6 +69,10 @@ rocksdb_compactionfilter_t *kv_store__purge_filter(struct kv_store *st);
 enum kv_status kv_store__commit_start(struct kv_store *st, struct kv_err *err);
 /* Stops accepting writes, commits everything queued (callbacks run), joins the thread. */
 void kv_store__commit_stop(struct kv_store *st);
+
+/* storage/store.c: every RocksDB write reports its result here (s, and err when s is not
+ * KV_OK), so kv_store_health() follows it. Cheap on KV_OK while writes are not refused. */
+void kv_store__note_write(struct kv_store *st, enum kv_status s, const struct kv_err *err);
 
 /* storage/store.c: the column family handle for cf, NULL when cf is out of range. */
 rocksdb_column_family_handle_t *kv_store__cf(struct kv_store *st, enum kv_cf cf);

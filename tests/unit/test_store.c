@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include "common/log.h"
 #include "storage/store.h"
+#include "storage/store_int.h"          /* kv_store__rocks_err, kv_store__note_write */
 
 #define T0 1700000000000ull              /* fake "now" at the start of every test */
 
@@ -939,6 +940,94 @@ START_TEST(test_store_reports_properties_and_approximate_sizes)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- disk full, I/O errors -- */
+
+static enum kv_status map_rocks(const char *msg, struct kv_err *err)
+{
+    char *e = strdup(msg);               /* rocksdb_free is free() */
+    ck_assert_ptr_nonnull(e);
+    enum kv_status s = kv_store__rocks_err(&e, err, "write");
+    ck_assert_ptr_null(e);
+    return s;
+}
+
+START_TEST(test_store_a_full_disk_maps_to_nospace_apart_from_other_io_errors)
+{
+    struct kv_err err = {0};
+    /* The texts RocksDB 7.8 gives: a failed append, a stopped DB's replay of it, a cap. */
+    ck_assert_int_eq(map_rocks("IO error: No space left on device: While appending to file: "
+                               "db/000051.sst: No space left on device", &err), KV_NOSPACE);
+    ck_assert_int_eq(err.code, KV_NOSPACE);
+    ck_assert(strncmp(err.msg, "write: IO error: No space", 25) == 0);
+    ck_assert_int_eq(map_rocks("IO error: No space left on device", &err), KV_NOSPACE);
+    ck_assert_int_eq(map_rocks("IO error: Space limit reached", &err), KV_NOSPACE);
+    ck_assert_int_eq(map_rocks("IO error: While fsync: db/000012.log: Input/output error",
+                               &err), KV_IOERR);
+    ck_assert_int_eq(map_rocks("IO error: db/LOCK: Permission denied", &err), KV_IOERR);
+    ck_assert_int_eq(map_rocks("Corruption: block checksum mismatch", &err), KV_CORRUPTION);
+    ck_assert_int_eq(map_rocks("Result incomplete: no io", &err), KV_AGAIN);
+    ck_assert_int_eq(map_rocks("Invalid argument: nope", &err), KV_INTERNAL);
+    ck_assert_int_ne(KV_NOSPACE, KV_IOERR);
+    ck_assert_str_eq(kv_status_name(KV_NOSPACE), "NOSPACE");
+}
+END_TEST
+
+START_TEST(test_store_a_refused_write_shows_in_health_until_writes_work_again)
+{
+    char dir[256];
+    struct kv_store *st = open_fresh(dir, sizeof dir);
+    struct kv_store_health h;
+    kv_store_health(st, &h);
+    ck_assert(!h.writes_refused);
+    ck_assert_int_eq(h.code, KV_OK);
+    ck_assert_str_eq(h.summary, "ok");
+    ck_assert_uint_eq(h.write_errors, 0);
+    put(st, "k", (struct w){H(1), 1, "v"}, 0);
+
+    /* Errors that say nothing about the disk leave the health alone. */
+    struct kv_err bad = {KV_INVALID, "write: key length 0"};
+    kv_store__note_write(st, KV_INVALID, &bad);
+    kv_store_health(st, &h);
+    ck_assert(!h.writes_refused);
+
+    /* What the commit thread reports for a write RocksDB refused with no space. */
+    struct kv_err full = {KV_NOSPACE, "write: IO error: No space left on device"};
+    kv_store__note_write(st, KV_NOSPACE, &full);
+    kv_store_health(st, &h);
+    ck_assert(h.writes_refused);
+    ck_assert_int_eq(h.code, KV_NOSPACE);
+    ck_assert_str_eq(h.summary, "writes refused: disk full");
+    ck_assert_str_eq(h.reason, full.msg);
+    ck_assert_uint_gt(h.since_ms, 0);
+    ck_assert_uint_eq(h.write_errors, 1);
+    /* A later I/O error does not replace the first reason. */
+    struct kv_err io = {KV_IOERR, "write: IO error: Input/output error"};
+    kv_store__note_write(st, KV_IOERR, &io);
+    kv_store_health(st, &h);
+    ck_assert_int_eq(h.code, KV_NOSPACE);
+    ck_assert_uint_eq(h.write_errors, 2);
+    expect_live(st, "k", "v");           /* reads never look at the mark */
+    put(st, "k2", (struct w){H(2), 1, "v2"}, 0);   /* a write that works clears it... */
+    kv_store_health(st, &h);
+    ck_assert(!h.writes_refused);
+    ck_assert_uint_eq(h.resumes, 1);
+
+    /* ...and with no client writing, the watcher's probe clears it within about 1 s. */
+    kv_store__note_write(st, KV_IOERR, &io);
+    kv_store_health(st, &h);
+    ck_assert(h.writes_refused);
+    ck_assert_str_eq(h.summary, "writes refused: I/O error");
+    for (int i = 0; i < 40 && h.writes_refused; i++) {
+        usleep(100 * 1000);
+        kv_store_health(st, &h);
+    }
+    ck_assert_msg(!h.writes_refused, "the watcher never cleared the mark");
+    ck_assert_uint_eq(h.resumes, 2);
+    ck_assert_str_eq(h.reason, "");
+    kv_store_close(st);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
     Suite *s = suite_create("store");
@@ -967,6 +1056,8 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_store_an_undecodable_record_is_reported_as_corruption_never_dropped);
     tcase_add_test(tc, test_store_cache_only_reads_answer_ok_or_again_and_never_wrong_data);
     tcase_add_test(tc, test_store_reports_properties_and_approximate_sizes);
+    tcase_add_test(tc, test_store_a_full_disk_maps_to_nospace_apart_from_other_io_errors);
+    tcase_add_test(tc, test_store_a_refused_write_shows_in_health_until_writes_work_again);
     suite_add_tcase(s, tc);
     return s;
 }
