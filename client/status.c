@@ -80,6 +80,8 @@ int kvc__status_from_pb(const Kv__ClusterStatus *pb, struct kvc_cluster_status *
     memset(out, 0, sizeof *out);
     out->self = pb->self;
     out->replication_factor = pb->replication_factor;
+    if (!(out->self_storage = dup_str(pb->self_storage)))
+        goto nomem;
     if (pb->n_nodes && !(out->nodes = calloc(pb->n_nodes, sizeof *out->nodes)))
         goto nomem;
     /* Each count grows only once its element is allocated, so the free below is exact. */
@@ -129,5 +131,6 @@ void kvc_cluster_status_free(struct kvc_cluster_status *s)
         free(s->ranges[i].replicas);
     }
     free(s->ranges);
+    free(s->self_storage);
     memset(s, 0, sizeof *s);
 }

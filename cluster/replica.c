@@ -45,7 +45,7 @@ static void write_done(void *arg, enum kv_status st, const struct kv_err *err)
 {
     struct write_job *j = arg;
     kv_cluster__job_remove(&j->hdr);
-    if (st != KV_OK)
+    if (st != KV_OK && st != KV_NOSPACE)    /* a full disk: logged once by storage/ */
         KV_WARN("replica: write for node %u failed: %s", j->to,
                 err ? err->msg : kv_status_str(st));
     send_ack(j->c, j->to, j->op_id, st, err ? err->msg : NULL);

@@ -36,6 +36,9 @@ static const struct opt g_opts[] = {
     O("tombstone_grace_s", T_U64, tombstone_grace_s,
       "tombstones/expired records are purged after this long (864000 = 10 days)"),
     O("block_cache_mb", T_U32, block_cache_mb, "RocksDB block cache (64)"),
+    O("write_buffer_mb", T_U32, write_buffer_mb,
+      "RocksDB memtable per column family; after a full disk, writes resume once this "
+      "much is free (64)"),
     O("max_output_mb", T_U32, max_output_mb,
       "per connection: stop reading while this much output is unsent (64)"),
     O("shutdown_timeout_ms", T_U32, shutdown_timeout_ms,
@@ -89,6 +92,7 @@ void kv_config_default(struct kv_config *c)
     c->default_timeout_ms = 5000;
     c->tombstone_grace_s = 10 * 24 * 3600;
     c->block_cache_mb = 64;
+    c->write_buffer_mb = 64;
     c->max_output_mb = 64;
     c->shutdown_timeout_ms = 10000;
     c->log_level = KV_LOG_INFO;

@@ -33,6 +33,7 @@ struct kv_config {
     uint32_t default_timeout_ms;
     uint64_t tombstone_grace_s;
     uint32_t block_cache_mb;
+    uint32_t write_buffer_mb;     /* RocksDB memtable per column family (store.h (5)) */
     uint32_t max_output_mb;       /* per connection: stop reading while more is unsent */
     uint32_t shutdown_timeout_ms; /* longest a clean shutdown waits for in-flight requests */
     enum kv_log_level log_level;

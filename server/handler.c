@@ -561,6 +561,12 @@ static void handle_cluster_status(struct kv_conn *c, Kv__Request *msg)
         kv_conn_reply_status(c, msg->id, st, err.msg[0] ? err.msg : kv_status_str(st));
         return;
     }
+    struct kv_store_health h;          /* memory only: safe on the loop */
+    char storage[sizeof h.reason + 64] = "";
+    kv_store_health(s->store, &h);
+    if (h.writes_refused)
+        snprintf(storage, sizeof storage, "%s: %s", h.summary, h.reason);
+    cs.self_storage = storage;         /* borrowed until kv_conn_reply has encoded it */
     Kv__Response resp = KV__RESPONSE__INIT;
     resp.id = msg->id;
     resp.result_case = KV__RESPONSE__RESULT_CLUSTER_STATUS;

@@ -1,5 +1,10 @@
 /* server/http.c -- /health and /metrics over libmicrohttpd (its own thread: it reads
- * atomics, thread-safe store calls and the loop-rendered cluster text, nothing else). */
+ * atomics, thread-safe store calls and the loop-rendered cluster text, nothing else).
+ *
+ * (1) /health answers 200 while the node serves, also when its disk is full: then
+ *     "status" is "degraded" and "storage" says why writes are refused. Reads still work
+ *     and writes come back by themselves (storage/store.h (5)), so a probe must not take
+ *     the node out of service or restart it for that; only a stopping node answers 503. */
 #include "server/http.h"
 #include <microhttpd.h>
 #include <stdio.h>
@@ -35,6 +40,72 @@ static void render_store(struct kv_server *s, struct kv_vec *out)
     }
 }
 
+/* Appends src as the body of a JSON string (quotes, backslashes and control bytes
+ * escaped; RocksDB messages carry file paths). */
+static void json_escape(struct kv_vec *out, const char *src)
+{
+    for (const unsigned char *p = (const unsigned char *)src; *p; p++) {
+        char esc[8];
+        if (*p == '"' || *p == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)*p;
+            kv_vec_append(out, esc, 2);
+        } else if (*p < 0x20) {
+            int n = snprintf(esc, sizeof esc, "\\u%04x", *p);
+            kv_vec_append(out, esc, (size_t)n);
+        } else {
+            kv_vec_append(out, p, 1);
+        }
+    }
+}
+
+static void render_health(struct kv_server *s, bool serving, struct kv_vec *out)
+{
+    struct kv_store_health h;
+    kv_store_health(s->store, &h);
+    char line[256];
+    int n = snprintf(line, sizeof line,
+                     "{\"status\":\"%s\",\"node_id\":%u,\"generation\":%llu,"
+                     "\"writes\":\"%s\",\"storage\":{\"state\":\"%s\"",
+                     !serving ? "stopping" : h.writes_refused ? "degraded" : "ok",
+                     s->cfg.node_id, (unsigned long long)s->generation,
+                     h.writes_refused ? "refused" : "ok", h.summary);
+    kv_vec_append(out, line, (size_t)n);
+    if (h.writes_refused) {
+        n = snprintf(line, sizeof line, ",\"code\":\"%s\",\"since_ms\":%llu,\"reason\":\"",
+                     kv_status_name(h.code), (unsigned long long)h.since_ms);
+        kv_vec_append(out, line, (size_t)n);
+        json_escape(out, h.reason);
+        kv_vec_append(out, "\"", 1);
+    }
+    kv_vec_append(out, "}}\n", 3);
+}
+
+static void render_store_health(struct kv_server *s, struct kv_vec *out)
+{
+    struct kv_store_health h;
+    kv_store_health(s->store, &h);
+    char text[1024];
+    int n = snprintf(text, sizeof text,
+                     "# HELP kvd_store_writes_refused 1 while the store refuses writes (disk "
+                     "full or I/O error; reads still work), else 0.\n"
+                     "# TYPE kvd_store_writes_refused gauge\n"
+                     "kvd_store_writes_refused{reason=\"nospace\"} %d\n"
+                     "kvd_store_writes_refused{reason=\"ioerr\"} %d\n"
+                     "# HELP kvd_store_write_errors_total RocksDB writes failed with no space "
+                     "or an I/O error (nothing of them was acknowledged).\n"
+                     "# TYPE kvd_store_write_errors_total counter\n"
+                     "kvd_store_write_errors_total %llu\n"
+                     "# HELP kvd_store_write_resumes_total Times writes came back by themselves "
+                     "after being refused.\n"
+                     "# TYPE kvd_store_write_resumes_total counter\n"
+                     "kvd_store_write_resumes_total %llu\n",
+                     h.code == KV_NOSPACE, h.writes_refused && h.code != KV_NOSPACE,
+                     (unsigned long long)h.write_errors, (unsigned long long)h.resumes);
+    if (n > 0 && (size_t)n < sizeof text)
+        kv_vec_append(out, text, (size_t)n);
+}
+
 static enum MHD_Result respond(struct MHD_Connection *conn, unsigned code, const char *type,
                                struct kv_vec *body)
 {
@@ -67,12 +138,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (strcmp(url, "/health") == 0) {
         bool ok = atomic_load(&h->srv->healthy);
-        char line[192];
-        int n = snprintf(line, sizeof line,
-                         "{\"status\":\"%s\",\"node_id\":%u,\"generation\":%llu}\n",
-                         ok ? "ok" : "stopping", h->srv->cfg.node_id,
-                         (unsigned long long)h->srv->generation);
-        kv_vec_append(&body, line, (size_t)n);
+        render_health(h->srv, ok, &body);               /* (1) */
         return respond(conn, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
                        "application/json", &body);
     }
@@ -82,6 +148,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         }
         render_store(h->srv, &body);
+        render_store_health(h->srv, &body);
         /* Rendered on the loop thread (server.c (4)): the cluster is not thread-safe. */
         pthread_mutex_lock(&h->srv->text_mu);
         if (h->srv->cluster_text.len)

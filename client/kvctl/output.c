@@ -183,6 +183,10 @@ void kvctl_print_status(const struct kvctl_out *o, const struct kvc_cluster_stat
             json_object_set_new(obj, "generation", json_integer((json_int_t)n->generation));
             json_object_set_new(obj, "version", json_integer((json_int_t)n->version));
             json_object_set_new(obj, "self", json_boolean(n->id == st->self));
+            if (n->id == st->self)       /* only the answering node knows its own disk */
+                json_object_set_new(obj, "storage",
+                                    json_string(st->self_storage && st->self_storage[0]
+                                                    ? st->self_storage : "ok"));
             emit(obj);
         }
         return;
@@ -208,6 +212,10 @@ void kvctl_print_status(const struct kvctl_out *o, const struct kvc_cluster_stat
                n->n_tokens, load, (unsigned long long)n->hints_pending, n->status,
                (unsigned long long)n->generation);
     }
+    /* The answering node's own storage, only when it refuses writes (full disk, I/O error;
+     * reads still work): one more line under the table. */
+    if (st->self_storage && st->self_storage[0])
+        printf("node %u: %s\n", st->self, st->self_storage);
 }
 
 /* Key order of range starts; the empty start (from the first key) comes first. */

@@ -264,6 +264,9 @@ struct kvc_cluster_status {
     size_t n_nodes;
     struct kvc_range_info *ranges;   /* in key order */
     size_t n_ranges;
+    char *self_storage;           /* the answering node's storage: "" when writable, else
+                                     why it refuses writes ("writes refused: disk full: ...");
+                                     owned, never NULL */
 };
 /* NULL-safe; resets *s. */
 void kvc_cluster_status_free(struct kvc_cluster_status *s);
