@@ -9,6 +9,7 @@
  *     drains below half of that: backpressure instead of unbounded buffers.
  * (4) The struct is freed only when the handle is closed and no request references it. */
 #include <stdlib.h>
+#include "common/failpoint.h"
 #include "common/log.h"
 #include "proto/codec.h"
 #include "proto/frame.h"
@@ -188,6 +189,7 @@ static void on_write(uv_write_t *req, int status)
 {
     struct write_req *w = (struct write_req *)req;
     struct kv_conn *c = w->conn;
+    KV_FAILPOINT("ack.after_write");       /* crash loop: replies are in the socket */
     c->writing -= w->buf.len;
     kv_vec_free(&w->buf);
     free(w);

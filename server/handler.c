@@ -18,6 +18,7 @@
 #include <string.h>
 #include "cluster/cluster.h"
 #include "common/clock.h"
+#include "common/failpoint.h"
 #include "common/log.h"
 #include "proto/codec.h"
 #include "server/server.h"
@@ -281,6 +282,7 @@ static void write_done(void *arg, const struct kv_cluster_result *res)
     resp.alive = res->alive;
     resp.result_case = KV__RESPONSE__RESULT_WRITE;
     resp.write = &wr;
+    KV_FAILPOINT("ack.before_reply");      /* crash loop: applied, the reply not queued */
     kv_conn_reply(r->conn, &resp);
     finish(r, KV_OK);
 }

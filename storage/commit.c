@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 #include "common/clock.h"
+#include "common/failpoint.h"
 #include "common/log.h"
 #include "storage/record.h"
 #include "storage/store_int.h"
@@ -132,7 +133,9 @@ static void commit_group(struct kv_store *st, rocksdb_writebatch_t *wb,
                                         r->items[i].key_len, (const char *)r->items[i].val,
                                         r->items[i].val_len);
     char *e = NULL;
+    KV_FAILPOINT("commit.before_wal");     /* crash loop: nothing of the group is written */
     rocksdb_write(st->db, st->sync == KV_SYNC_NONE ? st->wo_nosync : st->wo_sync, wb, &e);
+    KV_FAILPOINT("commit.after_wal");      /* crash loop: written, nobody told yet */
     struct kv_err err = {KV_OK, ""};
     enum kv_status s = e ? kv_store__rocks_err(&e, &err, "write") : KV_OK;
     kv_store__note_write(st, s, &err);      /* write health, logged once: store.c (5) */
