@@ -23,10 +23,11 @@
  *     with hints pending; for down targets the tick only purges expired hints. */
 #include <stdlib.h>
 #include <string.h>
+#include "cluster/hints.h"
 #include "cluster/internal.h"
 #include "common/log.h"
 
-#define HINT_KEY_LEN 20
+#define HINT_KEY_LEN KV_HINT_KEY_LEN
 #define HINT_TICK_MS 10000
 #define HINT_BATCH 64
 #define HINT_PURGE_MAX 1024         /* most deletions of expired hints per job */
@@ -307,14 +308,28 @@ static void batch_job_free(struct batch_job *j)
 
 static void batch_job_drop(struct kv_cluster__job *j) { batch_job_free((struct batch_job *)j); }
 
+bool kv_hint_key_decode(struct kv_slice key, uint32_t *target, uint64_t *created_ms,
+                        uint64_t *seq)
+{
+    if (key.len != HINT_KEY_LEN)
+        return false;
+    const uint8_t *k = key.ptr;
+    *target = get_be32(k);
+    *created_ms = get_be64(k + 4);
+    *seq = get_be64(k + 12);
+    return true;
+}
+
 /* A stored hint that no longer decodes as a valid record is deleted, never replayed. */
-static bool hint_value_ok(const struct batch_job *j, struct kv_slice v)
+bool kv_hint_value_ok(struct kv_slice v, uint32_t max_value)
 {
     Kv__Record *r = kv__record__unpack(NULL, v.len, v.ptr);
     if (!r)
         return false;
-    bool ok = r->key.len && r->key.len <= KV_STORE_KEY_MAX && r->value.len <= j->max_value &&
-              !(r->tombstone && r->value.len);
+    /* Unknown fields too: the receiver refuses a record carrying any (proto/codec.h (2)),
+     * so such a hint would be re-sent forever and never acknowledged. */
+    bool ok = r->key.len && r->key.len <= KV_STORE_KEY_MAX && r->value.len <= max_value &&
+              !(r->tombstone && r->value.len) && r->base.n_unknown_fields == 0;
     kv__record__free_unpacked(r, NULL);
     return ok;
 }
@@ -350,11 +365,12 @@ static void batch_work(void *arg)
             break;
         }
         const uint8_t *k = key.ptr;
-        if (key.len != HINT_KEY_LEN || get_be32(k) != j->target)
+        uint32_t target;
+        uint64_t created, seq;
+        if (!kv_hint_key_decode(key, &target, &created, &seq) || target != j->target)
             break;              /* past this target's range */
-        uint64_t created = get_be64(k + 4);
         bool expired = j->now > created && j->now - created > j->max_age;
-        if (expired || (j->replay && !hint_value_ok(j, rec.value))) {
+        if (expired || (j->replay && !kv_hint_value_ok(rec.value, j->max_value))) {
             if (kv_store_raw_delete(j->store, KV_CF_HINTS, key, false, NULL) == KV_OK) {
                 j->purged++;
                 j->purged_bytes += HINT_KEY_LEN + rec.value.len;
@@ -682,13 +698,12 @@ static void rebuild_work(void *arg)
             j->st = s;
             break;
         }
-        if (key.len != HINT_KEY_LEN) {      /* not ours: never replayable */
+        uint32_t target;
+        uint64_t created, seq;
+        if (!kv_hint_key_decode(key, &target, &created, &seq)) {   /* not ours: never replayable */
             (void)kv_store_raw_delete(j->store, KV_CF_HINTS, key, false, NULL);
             continue;
         }
-        const uint8_t *k = key.ptr;
-        uint32_t target = get_be32(k);
-        uint64_t seq = get_be64(k + 12);
         if (!j->any || seq > j->max_seq)
             j->max_seq = seq;
         j->any = true;

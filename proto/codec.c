@@ -44,29 +44,41 @@ enum kv_status kv_codec_status_from_wire(Kv__Status s)
 }
 
 /* Nested messages are checked too: an unknown field anywhere means the peer speaks a
- * protocol we do not, and silently ignoring part of a request could lose what it asked. */
-static int first_unknown_field(const ProtobufCMessage *m)
+ * protocol we do not, and silently ignoring part of a request could lose what it asked.
+ * Returns whether one was found, its tag in *tag: the tag alone cannot say, because
+ * protobuf-c keeps a field numbered 0 (an over-long varint tag) as an unknown field too. */
+static bool find_unknown_field(const ProtobufCMessage *m, uint32_t *tag)
 {
-    if (m->n_unknown_fields)
-        return (int)m->unknown_fields[0].tag;
+    if (m->n_unknown_fields) {
+        *tag = m->unknown_fields[0].tag;
+        return true;
+    }
     const ProtobufCMessageDescriptor *d = m->descriptor;
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
-        if (f->type != PROTOBUF_C_TYPE_MESSAGE || f->label == PROTOBUF_C_LABEL_REPEATED)
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
             continue;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            /* Records in a ReplicaWrite, nodes in a Gossip: re-sent (read repair, hints),
+             * so an unknown field kept in one would be re-encoded for other nodes too. */
+            size_t n = *(const size_t *)((const char *)m + f->quantifier_offset);
+            ProtobufCMessage *const *arr =
+                *(ProtobufCMessage *const *const *)((const char *)m + f->offset);
+            for (size_t j = 0; j < n; j++)
+                if (arr[j] && find_unknown_field(arr[j], tag))
+                    return true;
+            continue;
+        }
         const ProtobufCMessage *sub = *(ProtobufCMessage *const *)((const char *)m + f->offset);
         if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
             uint32_t which = *(const uint32_t *)((const char *)m + f->quantifier_offset);
             if (which != f->id)
                 continue;
         }
-        if (sub) {
-            int t = first_unknown_field(sub);
-            if (t)
-                return t;
-        }
+        if (sub && find_unknown_field(sub, tag))
+            return true;
     }
-    return 0;
+    return false;
 }
 
 enum kv_status kv_codec_decode_req(struct kv_slice payload, struct kv_pb_arena *arena,
@@ -83,9 +95,9 @@ enum kv_status kv_codec_decode_req(struct kv_slice payload, struct kv_pb_arena *
     if (!r)
         return kv_err_set(err, KV_PROTO, "payload of %zu bytes is not a valid Request",
                           payload.len);
-    int tag = first_unknown_field(&r->base);
-    if (tag)
-        return kv_err_set(err, KV_INVALID, "unknown field %d in request", tag);
+    uint32_t tag;
+    if (find_unknown_field(&r->base, &tag))
+        return kv_err_set(err, KV_INVALID, "unknown field %u in request", tag);
     if (r->op_case == KV__REQUEST__OP__NOT_SET)
         return kv_err_set(err, KV_INVALID, "request names no known operation");
     return KV_OK;

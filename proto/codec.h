@@ -1,8 +1,9 @@
 /* proto/codec.h -- protobuf messages to and from frames, status mapping, value compression.
  *
  * (1) The wire Status enum and enum kv_status are mapped here and nowhere else.
- * (2) A decoded Request that carries unknown fields or no operation is refused with
- *     KV_INVALID, but still returned, so the caller can answer with the request's id.
+ * (2) A decoded Request that carries unknown fields (at any depth, in repeated messages
+ *     too, field number 0 included) or no operation is refused with KV_INVALID, but still
+ *     returned, so the caller can answer with the request's id.
  * (3) Values at or above a threshold travel LZ4-compressed only when that makes them
  *     smaller; decompression is bounded by the caller's maximum value size. */
 #ifndef KV_PROTO_CODEC_H

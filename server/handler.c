@@ -427,36 +427,44 @@ out:
     finish(r, st);
 }
 
-static bool scan_ok(struct kv_conn *c, Kv__Request *msg)
+const char *kv_handler_scan_refusal(const struct kv_config *cfg, const Kv__ScanRequest *q,
+                                    struct kv_slice *after, char *buf, size_t bufsz)
 {
-    struct kv_server *s = kv_conn_server(c);
-    Kv__ScanRequest *q = msg->scan;
-    const char *why = NULL;
-    char buf[96];
-    if (q->start.len > s->cfg.max_key || q->end.len > s->cfg.max_key)
-        why = "scan bound longer than the key limit";
-    else if (q->limit > s->cfg.scan_max_limit) {
-        snprintf(buf, sizeof buf, "scan limit %u exceeds scan_max_limit %u", q->limit,
-                 s->cfg.scan_max_limit);
-        why = buf;
-    } else if (q->cursor.len && (q->cursor.data[0] != CURSOR_TAG ||
-                                 q->cursor.len - 1 > s->cfg.max_key))
-        why = "cursor was not produced by this server";
-    else if (q->end.len && kv_slice_cmp(kv_slice_of(q->start.data, q->start.len),
-                                        kv_slice_of(q->end.data, q->end.len)) > 0)
-        why = "scan start is after its end";
-    if (!why)
-        return true;
-    kv_metrics_add(&s->metrics.requests_invalid, 1);
-    kv_conn_reply_status(c, msg->id, KV_INVALID, why);
-    return false;
+    *after = kv_slice_of(NULL, 0);
+    if (q->start.len > cfg->max_key || q->end.len > cfg->max_key)
+        return "scan bound longer than the key limit";
+    if (q->limit > cfg->scan_max_limit) {
+        snprintf(buf, bufsz, "scan limit %u exceeds scan_max_limit %u", q->limit,
+                 cfg->scan_max_limit);
+        return buf;
+    }
+    if (q->cursor.len && (q->cursor.data[0] != CURSOR_TAG || q->cursor.len - 1 > cfg->max_key))
+        return "cursor was not produced by this server";
+    struct kv_slice start = kv_slice_of(q->start.data, q->start.len);
+    if (q->end.len && kv_slice_cmp(start, kv_slice_of(q->end.data, q->end.len)) > 0)
+        return "scan start is after its end";
+    if (q->cursor.len) {
+        /* The cursor is the last key returned: resume strictly after it, but never before
+         * the requested start. */
+        struct kv_slice ck = kv_slice_of(q->cursor.data + 1, q->cursor.len - 1);
+        if (kv_slice_cmp(ck, start) >= 0)
+            *after = ck;
+    }
+    return NULL;
 }
 
 static void handle_scan(struct kv_conn *c, Kv__Request *msg, uint64_t t0)
 {
     struct kv_server *s = kv_conn_server(c);
     int level = -1;
-    if (!scan_ok(c, msg) || (level = level_of(c, msg)) < 0) {
+    char buf[96];
+    struct kv_slice after;
+    const char *why = kv_handler_scan_refusal(&s->cfg, msg->scan, &after, buf, sizeof buf);
+    if (why) {
+        kv_metrics_add(&s->metrics.requests_invalid, 1);
+        kv_conn_reply_status(c, msg->id, KV_INVALID, why);
+    }
+    if (why || (level = level_of(c, msg)) < 0) {
         kv_metrics_record(&s->metrics, KV_OP_SCAN,
                           level > 0 ? (unsigned)level : s->cfg.default_consistency, KV_INVALID,
                           kv_clock_mono_ns() - t0);
@@ -465,14 +473,6 @@ static void handle_scan(struct kv_conn *c, Kv__Request *msg, uint64_t t0)
     Kv__ScanRequest *q = msg->scan;
     struct kv_slice start = kv_slice_of(q->start.data, q->start.len);
     struct kv_slice end = kv_slice_of(q->end.data, q->end.len);
-    struct kv_slice after = {0};
-    if (q->cursor.len) {
-        /* The cursor is the last key returned: resume strictly after it, but never before
-         * the requested start. */
-        struct kv_slice ck = kv_slice_of(q->cursor.data + 1, q->cursor.len - 1);
-        if (kv_slice_cmp(ck, start) >= 0)
-            after = ck;
-    }
     struct kv_req *r = req_new(c, msg, KV_OP_SCAN, t0);
     if (!r) {
         kv_conn_reply_status(c, msg->id, KV_NOMEM, "out of memory");

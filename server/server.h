@@ -106,6 +106,12 @@ bool kv_conn_all_flushed(const struct kv_server *s);
 /* handler.c: one decoded frame's payload, answered now or later through kv_conn_reply
  * (a PeerMessage goes to the cluster and is never answered). */
 void kv_handle_frame(struct kv_conn *c, struct kv_slice payload);
+/* handler.c: why a scan request is refused before the cluster sees it (NULL: accepted;
+ * buf, bufsz bytes, may hold the formatted reason). On NULL *after is where the scan
+ * resumes, strictly after a cursor's key but never before start; empty without a cursor.
+ * Pure (no connection, no I/O), so tests/fuzz/scan.c drives it on hostile requests. */
+const char *kv_handler_scan_refusal(const struct kv_config *cfg, const Kv__ScanRequest *q,
+                                    struct kv_slice *after, char *buf, size_t bufsz);
 /* Hands d to the loop thread, which runs d->fn(d) soon. Thread-safe (the commit thread
  * uses it); also usable on the loop thread to defer a call. */
 void kv_server_post_done(struct kv_server *s, struct kv_done *d);

@@ -121,7 +121,7 @@ static void deliver(struct sim_node *from, uint32_t to, const Kv__PeerMessage *p
 {
     struct sim *s = from->sim;
     s->sent++;
-    if (to == 0 || (int)to > s->n) {
+    if (to == 0 || to > (uint32_t)s->n) {
         s->dropped++;
         return;
     }
@@ -297,7 +297,7 @@ void sim_free(struct sim *s)
 
 struct sim_node *sim_node(struct sim *s, uint32_t id)
 {
-    return id >= 1 && (int)id <= s->n ? &s->nodes[id] : NULL;
+    return id >= 1 && id <= (uint32_t)s->n ? &s->nodes[id] : NULL;
 }
 
 uint64_t sim_now(const struct sim *s) { return s->now; }
