@@ -10,8 +10,9 @@
  * holding a fixed data set (DATA below, some keys deleted).
  * Properties checked besides "no crash, no sanitizer report" -- the answer equals a
  * brute-force scan of the data set:
- * (1) an accepted request answers OK (one node, rf 1: every level is reachable), except
- *     at LINEARIZABLE, which scans refuse with KV_INVALID;
+ * (1) an accepted request answers OK (one node, rf 1: every level that counts replicas
+ *     relative to rf is reachable); TWO and THREE answer UNAVAILABLE, LINEARIZABLE (not
+ *     for scans) KV_INVALID;
  * (2) the items are exactly the first n live keys of the data set that lie in
  *     [start, end) and strictly after the resume key, in order, with their values
  *     (empty with keys_only), n <= limit (0: the default page);
@@ -169,6 +170,10 @@ static void on_frame(void *arg, struct kv_slice payload)
     FUZZ_CHECK(sim_run_until(g_sim, done_pred, &o, 10000));
     if (r->consistency == KV__CONSISTENCY__LINEARIZABLE) {
         FUZZ_CHECK(o.st == KV_INVALID);   /* cluster.h: LINEARIZABLE is not for scans */
+        return;
+    }
+    if (r->consistency == KV__CONSISTENCY__TWO || r->consistency == KV__CONSISTENCY__THREE) {
+        FUZZ_CHECK(o.st == KV_UNAVAILABLE);   /* more replicas than the one node */
         return;
     }
     FUZZ_CHECK(o.st == KV_OK && o.ok);                             /* (1) */
