@@ -132,9 +132,12 @@ static void commit_group(struct kv_store *st, rocksdb_writebatch_t *wb,
             rocksdb_writebatch_merge_cf(wb, st->cf[KV_CF_DATA], (const char *)r->items[i].key,
                                         r->items[i].key_len, (const char *)r->items[i].val,
                                         r->items[i].val_len);
-    char *e = NULL;
+    size_t wb_len = 0;
+    rocksdb_writebatch_data(wb, &wb_len);
+    char *e = kv_store__space_check(st, wb_len);   /* a full disk: store.c (6) */
     KV_FAILPOINT("commit.before_wal");     /* crash loop: nothing of the group is written */
-    rocksdb_write(st->db, st->sync == KV_SYNC_NONE ? st->wo_nosync : st->wo_sync, wb, &e);
+    if (!e)
+        rocksdb_write(st->db, st->sync == KV_SYNC_NONE ? st->wo_nosync : st->wo_sync, wb, &e);
     KV_FAILPOINT("commit.after_wal");      /* crash loop: written, nobody told yet */
     struct kv_err err = {KV_OK, ""};
     enum kv_status s = e ? kv_store__rocks_err(&e, &err, "write") : KV_OK;

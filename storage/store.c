@@ -17,12 +17,22 @@
  *     no client writing, the watcher thread probes once a second with an empty WriteBatch
  *     (which fails while the DB is stopped and writes nothing otherwise), so the mark
  *     clears within about a second of the DB resuming. An error RocksDB does not recover
- *     from by itself (a fatal one) keeps writes refused until kvd restarts. */
+ *     from by itself (a fatal one) keeps writes refused until kvd restarts.
+ * (6) kvd never lets its own writes take the disk to zero: a write is refused (KV_NOSPACE,
+ *     before RocksDB sees it) while the data directory's filesystem has less than
+ *     reserve_bytes (2 x write_buffer_bytes: room for a memtable being flushed and one
+ *     filling, and for RocksDB's info LOG) free after it. Writes come back the moment space
+ *     does. This matters beyond tidiness: RocksDB 7.8 as Debian builds it keeps its
+ *     assertions, and a WAL or info-LOG file that failed one append aborts the process on
+ *     its next one (WritableFileWriter::AssertFalseAndGetStatusForPrevError, fixed upstream
+ *     in 9.x); the reserve keeps those appends from ever failing for lack of space caused
+ *     by kvd's own writes. RocksDB's recovery in (5) remains for space taken by others. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include "common/clock.h"
 #include "common/log.h"
@@ -37,6 +47,7 @@ static const char *const cf_names[KV_CF_COUNT] = {"default", "hints", "paxos", "
 #define READ_FLAGS_KNOWN (KV_STORE_RAW | KV_STORE_CACHE_ONLY)
 #define ROCKSDB_BLOCK_CACHE_TIER 1       /* ReadTier::kBlockCacheTier */
 #define ROCKSDB_BOTTOMMOST_FORCE 2       /* BottommostLevelCompaction::kForce */
+#define ROCKSDB_WRITE_BUFFER (64u << 20) /* RocksDB's default write_buffer_size */
 
 void kv_store_opts_default(struct kv_store_opts *o)
 {
@@ -123,6 +134,21 @@ void kv_store__note_write(struct kv_store *st, enum kv_status s, const struct kv
     pthread_mutex_unlock(&st->hmu);
 }
 
+char *kv_store__space_check(struct kv_store *st, size_t bytes)
+{
+    struct statvfs vfs;
+    if (!st->reserve_bytes || !st->path || statvfs(st->path, &vfs) != 0)
+        return NULL;                     /* cannot tell: let RocksDB find out */
+    uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+    if (avail >= st->reserve_bytes + bytes)
+        return NULL;
+    char msg[256];
+    snprintf(msg, sizeof msg, "IO error: No space left on device: %llu bytes free on the "
+             "data directory's filesystem, %llu kept free for RocksDB (2 x write_buffer_mb)",
+             (unsigned long long)avail, (unsigned long long)st->reserve_bytes);
+    return strdup(msg);                  /* rocksdb_free is free() */
+}
+
 void kv_store_health(struct kv_store *st, struct kv_store_health *out)
 {
     memset(out, 0, sizeof *out);
@@ -159,9 +185,10 @@ static void *watch_main(void *arg)
         if (st->watch_stop || !atomic_load(&st->refused))
             continue;
         pthread_mutex_unlock(&st->hmu);
-        char *e = NULL;
+        char *e = kv_store__space_check(st, 0);        /* (6) first, then RocksDB (5) */
         struct kv_err err = {KV_OK, ""};
-        rocksdb_write(st->db, st->wo_nosync, empty, &e);
+        if (!e)
+            rocksdb_write(st->db, st->wo_nosync, empty, &e);
         enum kv_status s = e ? kv_store__rocks_err(&e, &err, "write probe") : KV_OK;
         if (s == KV_OK)
             kv_store__note_write(st, s, NULL);
@@ -239,6 +266,7 @@ static void store_free(struct kv_store *st)
         rocksdb_writeoptions_destroy(st->wo_nosync);
     pthread_cond_destroy(&st->hwake);
     pthread_mutex_destroy(&st->hmu);
+    free(st->path);
     free(st);
 }
 
@@ -258,6 +286,9 @@ enum kv_status kv_store_open(const struct kv_store_opts *opts, struct kv_store *
     st->batch_delay_us = opts->batch_delay_us;
     st->grace_ms = opts->grace_ms;
     st->now_ms = opts->now_ms ? opts->now_ms : kv_clock_now_ms;
+    st->path = strdup(opts->path);
+    st->reserve_bytes = 2 * (uint64_t)(opts->write_buffer_bytes ? opts->write_buffer_bytes
+                                                                : ROCKSDB_WRITE_BUFFER);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);   /* the watcher uses kv_clock_mono_ns */
@@ -375,9 +406,10 @@ enum kv_status kv_store_raw_put(struct kv_store *st, enum kv_cf cf, struct kv_sl
     enum kv_status s = check_raw_cf(cf, err);
     if (s != KV_OK)
         return s;
-    char *e = NULL;
-    rocksdb_put_cf(st->db, sync ? st->wo_sync : st->wo_nosync, st->cf[cf], key.ptr, key.len,
-                   val.ptr, val.len, &e);
+    char *e = kv_store__space_check(st, key.len + val.len);   /* (6) */
+    if (!e)
+        rocksdb_put_cf(st->db, sync ? st->wo_sync : st->wo_nosync, st->cf[cf], key.ptr,
+                       key.len, val.ptr, val.len, &e);
     struct kv_err local = {KV_OK, ""};
     s = e ? kv_store__rocks_err(&e, err ? err : &local, "raw put") : KV_OK;
     kv_store__note_write(st, s, err ? err : &local);
@@ -390,9 +422,10 @@ enum kv_status kv_store_raw_delete(struct kv_store *st, enum kv_cf cf, struct kv
     enum kv_status s = check_raw_cf(cf, err);
     if (s != KV_OK)
         return s;
-    char *e = NULL;
-    rocksdb_delete_cf(st->db, sync ? st->wo_sync : st->wo_nosync, st->cf[cf], key.ptr,
-                      key.len, &e);
+    char *e = kv_store__space_check(st, key.len);   /* (6): a tombstone takes space too */
+    if (!e)
+        rocksdb_delete_cf(st->db, sync ? st->wo_sync : st->wo_nosync, st->cf[cf], key.ptr,
+                          key.len, &e);
     struct kv_err local = {KV_OK, ""};
     s = e ? kv_store__rocks_err(&e, err ? err : &local, "raw delete") : KV_OK;
     kv_store__note_write(st, s, err ? err : &local);

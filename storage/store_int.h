@@ -51,6 +51,8 @@ struct kv_store {
     bool watch_stop;                     /* under hmu */
     bool watch_started;
     pthread_t watcher;
+    char *path;                          /* the data directory, for statvfs (store.c (6)) */
+    uint64_t reserve_bytes;              /* writes are refused below this much free */
 };
 
 /* Converts *errptr (non-NULL) into err, prefixed by what, frees it and sets *errptr to
@@ -73,6 +75,11 @@ void kv_store__commit_stop(struct kv_store *st);
 /* storage/store.c: every RocksDB write reports its result here (s, and err when s is not
  * KV_OK), so kv_store_health() follows it. Cheap on KV_OK while writes are not refused. */
 void kv_store__note_write(struct kv_store *st, enum kv_status s, const struct kv_err *err);
+
+/* storage/store.c (6): NULL when the data directory's filesystem keeps more than
+ * st->reserve_bytes free after `bytes` more, else a malloc'd RocksDB-style "IO error: No
+ * space left on device: ..." string, to be turned into KV_NOSPACE by kv_store__rocks_err. */
+char *kv_store__space_check(struct kv_store *st, size_t bytes);
 
 /* storage/store.c: the column family handle for cf, NULL when cf is out of range. */
 rocksdb_column_family_handle_t *kv_store__cf(struct kv_store *st, enum kv_cf cf);

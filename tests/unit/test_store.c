@@ -1028,6 +1028,46 @@ START_TEST(test_store_a_refused_write_shows_in_health_until_writes_work_again)
 }
 END_TEST
 
+START_TEST(test_store_writes_are_refused_nospace_while_free_space_is_under_the_reserve)
+{
+    char dir[256];
+    struct kv_store *st = open_fresh(dir, sizeof dir);
+    put(st, "k", (struct w){H(1), 1, "v"}, 0);
+    /* The default reserve: two RocksDB write buffers (64 MiB each). */
+    ck_assert_uint_eq(st->reserve_bytes, 2ull * (64u << 20));
+    /* White box: a reserve no filesystem has, as if the disk were full. */
+    uint64_t reserve = st->reserve_bytes;
+    st->reserve_bytes = UINT64_MAX / 4;
+    struct kv_write w = mk("k2", (struct w){H(2), 1, "v2"}, 0);
+    struct kv_err err = {0};
+    ck_assert_int_eq(kv_store_write(st, &w, 1, &err), KV_NOSPACE);
+    ck_assert_msg(strstr(err.msg, "No space left on device"), "%s", err.msg);
+    ck_assert_int_eq(kv_store_raw_put(st, KV_CF_META, kv_slice_str("m"), kv_slice_str("1"), true,
+                                      &err), KV_NOSPACE);
+    ck_assert_int_eq(kv_store_raw_delete(st, KV_CF_META, kv_slice_str("m"), true, &err),
+                     KV_NOSPACE);
+    expect_live(st, "k", "v");           /* reads go on */
+    expect_live(st, "k2", NULL);         /* the refused write left nothing */
+    struct kv_store_health h;
+    kv_store_health(st, &h);
+    ck_assert(h.writes_refused);
+    ck_assert_int_eq(h.code, KV_NOSPACE);
+    usleep(1500 * 1000);                 /* the watcher's probe honours the reserve too */
+    kv_store_health(st, &h);
+    ck_assert(h.writes_refused);
+
+    st->reserve_bytes = reserve;         /* space is back: writes work without a reopen */
+    for (int i = 0; i < 30 && h.writes_refused; i++) {
+        usleep(100 * 1000);
+        kv_store_health(st, &h);
+    }
+    ck_assert(!h.writes_refused);
+    ck_assert_int_eq(kv_store_write(st, &w, 1, &err), KV_OK);
+    expect_live(st, "k2", "v2");
+    kv_store_close(st);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
     Suite *s = suite_create("store");
@@ -1058,6 +1098,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_store_reports_properties_and_approximate_sizes);
     tcase_add_test(tc, test_store_a_full_disk_maps_to_nospace_apart_from_other_io_errors);
     tcase_add_test(tc, test_store_a_refused_write_shows_in_health_until_writes_work_again);
+    tcase_add_test(tc, test_store_writes_are_refused_nospace_while_free_space_is_under_the_reserve);
     suite_add_tcase(s, tc);
     return s;
 }
