@@ -14,9 +14,11 @@
  *     the others hold plain bytes for the cluster layer (hints, Paxos state, metadata).
  * (5) A full disk or an I/O error never acknowledges a write: it fails with KV_NOSPACE or
  *     KV_IOERR, reads keep working, and kv_store_health() says writes are refused and why.
- *     Writes come back by themselves, without reopening: RocksDB's own error recovery
- *     (its SstFileManager polls the free space every 5 s and resumes the DB once at least
- *     write_buffer_bytes are free), and a watcher thread notices within 1 s. */
+ *     Writes are refused NOSPACE already while less than 2 x write_buffer_bytes would stay
+ *     free (so kvd's own writes never fill the disk up), and return as soon as there is.
+ *     When space runs out anyway (taken by others), RocksDB's own error recovery resumes
+ *     the DB without a reopen (its SstFileManager checks every 5 s for write_buffer_bytes
+ *     free) and a watcher thread notices within 1 s. store.c (5), (6). */
 #ifndef KV_STORAGE_STORE_H
 #define KV_STORAGE_STORE_H
 #include <stdbool.h>
