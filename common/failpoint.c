@@ -24,6 +24,10 @@ struct fp_entry {
     _Atomic uint64_t hits;
 };
 
+/* The points placed in kvd (failpoint.h): only to warn about a name that never fires. */
+static const char *const g_known[] = {"commit.before_wal", "commit.after_wal",
+                                      "ack.before_reply", "ack.after_write"};
+
 static struct fp_entry g_fp[KV_FAILPOINT_MAX];
 static _Atomic size_t g_armed;
 static _Atomic uint64_t g_rng;   /* splitmix64 counter for the %P form */
@@ -234,6 +238,15 @@ __attribute__((constructor)) static void failpoint_from_env(void)
     }
     char desc[1024];
     kv_failpoint_describe(desc, sizeof desc);
+    size_t n = atomic_load(&g_armed);
+    for (size_t i = 0; i < n; i++) {
+        bool known = false;
+        for (size_t j = 0; j < sizeof g_known / sizeof g_known[0]; j++)
+            known = known || strcmp(g_fp[i].name, g_known[j]) == 0;
+        if (!known)
+            KV_WARN("failpoint %s is not a point placed in kvd: it will never fire",
+                    g_fp[i].name);
+    }
 #ifdef KV_FAILPOINTS
     KV_WARN("failpoints armed (test build): %s", desc);
 #else

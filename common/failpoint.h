@@ -16,7 +16,13 @@
  *                seeded from KV_FAILPOINTS_SEED when set, else from the time and the pid
  *     off        count hits, never act (the entry parses, nothing happens)
  * A spec that does not parse stops the program at start with exit code 2, so a typo never
- * turns a crash test into a run without crashes. The armed points are logged at WARN.
+ * turns a crash test into a run without crashes. The armed points are logged at WARN, and
+ * so is any armed name that is not one of the points placed in kvd:
+ *     commit.before_wal  storage/commit.c  a group commit is about to be written (WAL)
+ *     commit.after_wal   storage/commit.c  written and synced, no callback run yet
+ *     ack.before_reply   server/handler.c  a client write succeeded, its reply not queued
+ *     ack.after_write    server/conn.c     a batch of replies was written to a socket
+ * (add a new point's name to that list and to g_known in failpoint.c).
  *
  * (1) "crash" is raise(SIGKILL): no atexit handler, no stdio flush, no RocksDB close, no
  *     destructor runs; what survives is exactly what a kill -9 at that line leaves. One
