@@ -134,14 +134,30 @@ void kv_store__note_write(struct kv_store *st, enum kv_status s, const struct kv
     pthread_mutex_unlock(&st->hmu);
 }
 
+#define SPACE_RECHECK_NS (100u * 1000000u)
+
+/* statvfs costs microseconds, a group commit may take less: the answer is reused for up to
+ * SPACE_RECHECK_NS, and for no more than half the bytes it left above the reserve (space
+ * others take meanwhile is what the other half is for). Near the reserve, every write asks. */
 char *kv_store__space_check(struct kv_store *st, size_t bytes)
 {
+    if (!st->reserve_bytes || !st->path)
+        return NULL;
+    uint64_t now = kv_clock_mono_ns();
+    if (now < atomic_load_explicit(&st->space_until_ns, memory_order_relaxed) &&
+        atomic_fetch_sub(&st->space_budget, (int64_t)bytes) >= (int64_t)bytes)
+        return NULL;
     struct statvfs vfs;
-    if (!st->reserve_bytes || !st->path || statvfs(st->path, &vfs) != 0)
+    if (statvfs(st->path, &vfs) != 0)
         return NULL;                     /* cannot tell: let RocksDB find out */
     uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
-    if (avail >= st->reserve_bytes + bytes)
+    if (avail >= st->reserve_bytes + bytes) {
+        uint64_t spare = (avail - st->reserve_bytes - bytes) / 2;
+        atomic_store(&st->space_budget, spare > INT64_MAX ? INT64_MAX : (int64_t)spare);
+        atomic_store(&st->space_until_ns, now + SPACE_RECHECK_NS);
         return NULL;
+    }
+    atomic_store(&st->space_until_ns, 0);
     char msg[256];
     snprintf(msg, sizeof msg, "IO error: No space left on device: %llu bytes free on the "
              "data directory's filesystem, %llu kept free for RocksDB (2 x write_buffer_mb)",

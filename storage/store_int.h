@@ -53,6 +53,8 @@ struct kv_store {
     pthread_t watcher;
     char *path;                          /* the data directory, for statvfs (store.c (6)) */
     uint64_t reserve_bytes;              /* writes are refused below this much free */
+    _Atomic uint64_t space_until_ns;     /* until then (mono), space_budget may be spent */
+    _Atomic int64_t space_budget;        /* bytes writable without asking statvfs again */
 };
 
 /* Converts *errptr (non-NULL) into err, prefixed by what, frees it and sets *errptr to

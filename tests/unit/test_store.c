@@ -1038,6 +1038,7 @@ START_TEST(test_store_writes_are_refused_nospace_while_free_space_is_under_the_r
     /* White box: a reserve no filesystem has, as if the disk were full. */
     uint64_t reserve = st->reserve_bytes;
     st->reserve_bytes = UINT64_MAX / 4;
+    st->space_until_ns = 0;              /* forget the last answer */
     struct kv_write w = mk("k2", (struct w){H(2), 1, "v2"}, 0);
     struct kv_err err = {0};
     ck_assert_int_eq(kv_store_write(st, &w, 1, &err), KV_NOSPACE);
