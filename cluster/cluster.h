@@ -7,7 +7,11 @@
  * (2) UNAVAILABLE is decided before anything is sent: fewer live replicas than the level
  *     needs (result.required vs result.alive). Such a write was not applied anywhere.
  * (3) TIMEOUT reports result.acks: the write may or may not have been applied.
- * (4) Hinted or fallback copies never count towards a level (sloppy quorums void R+W>N).
+ * (4) Hinted or fallback copies never count towards a level (sloppy quorums void R+W>N),
+ *     with one exception: at ONE and LOCAL_ONE, and only when none of the key's natural
+ *     replicas is alive, the coordinator's own fallback copy is the one ack (a write) or
+ *     answer (a read) the level needs (coord.c (7); result.sloppy says so). TWO, THREE,
+ *     QUORUM, ALL, LOCAL_QUORUM, EACH_QUORUM, LINEARIZABLE and cas never count one.
  * (5) Read repair, hints and replication never mint a version; only client writes do.
  * (6) A callback runs exactly once per request, on the cluster thread, never before the
  *     call that started the request has returned. */
@@ -56,6 +60,14 @@ struct kv_cluster_opts {
      * reads answer without writing the newest value back, which makes new->old inversions
      * possible. Exists so the jepsen harness can prove its checker catches them. */
     bool debug_skip_writeback;
+    /* TEST ONLY (server setting debug_linear_read_one, requires debug = true): LINEARIZABLE
+     * reads answer from the first replica reply alone (no quorum, no write-back), so the
+     * minority side of a partition returns stale values. The jepsen suite's self-test. */
+    bool debug_linear_read_one;
+    /* TEST ONLY (no server setting): a hint stored for a down replica counts as an
+     * acknowledgement towards the level, breaking invariant (4) on purpose. Exists so the
+     * simulator's chaos runs (tests/sim/chaos.c) prove they catch a lost acked write. */
+    bool debug_hint_counts_as_ack;
 };
 void kv_cluster_opts_default(struct kv_cluster_opts *o);
 
@@ -96,6 +108,9 @@ struct kv_cluster_result {
     bool more;
     /* LINEARIZABLE and cas: round trips this request took (each phase counts one). */
     uint32_t round_trips;
+    /* ONE/LOCAL_ONE with no natural replica alive: served by the coordinator's fallback
+     * copy (invariant 4): acks counts that copy, alive is 0, err.msg explains. */
+    bool sloppy;
     /* cas (st == KV_OK): applied, else `value`/`version` are the current value the
      * expectation failed against (exists=false: no live value). With applied, value is
      * the new value and version the committed ballot. */
@@ -141,6 +156,8 @@ struct kv_cluster_stats {
     uint64_t hints_pending, hints_stored, hints_replayed, hints_dropped;
     uint64_t read_repairs, replica_timeouts, messages_malformed;
     uint64_t unavailable, timeouts;
+    /* ONE/LOCAL_ONE requests served by the coordinator's fallback copy (invariant 4) */
+    uint64_t sloppy_writes, sloppy_reads;
     /* LINEARIZABLE get/put/delete: requests, round trips, reads that wrote back */
     uint64_t linear_ops, linear_round_trips, linear_writebacks;
     /* cas: requests, applied, not applied, Paxos attempts (retries after contention),

@@ -7,7 +7,8 @@
  * (2) UNAVAILABLE is decided before any message is sent and before any hint is stored:
  *     such a write was applied nowhere (cluster.h invariant 2).
  * (3) Only acknowledgements from real replicas count towards a level; hints stored for a
- *     down replica never do (cluster.h invariant 4). A write is answered OK at the
+ *     down replica never do (cluster.h invariant 4). The one exception is the fallback
+ *     copy of (7), at ONE and LOCAL_ONE only. A write is answered OK at the
  *     `needed`-th ack, then kept until every replica it was sent to acked or the timeout,
  *     so the ones that never acked get a hint.
  * (4) Versions are minted here and only here: a client write gets {kv_hlc_now, node_id}.
@@ -21,7 +22,21 @@
  * (6) A replica that answers with an error has not answered; when errors make a level
  *     unreachable the op answers at once: a write with TIMEOUT (outcome unknown) unless no
  *     replica acked, none is still pending and no hint was stored, in which case the
- *     replica's error is the answer (definitely not applied). */
+ *     replica's error is the answer (definitely not applied).
+ * (7) Sloppy fallback, at ONE and LOCAL_ONE only, and only when none of the key's natural
+ *     replicas is alive (in any region: a LOCAL_ONE with a live replica elsewhere stays
+ *     UNAVAILABLE) and the coordinator is not one of them. The coordinator then stands in
+ *     for the replicas (Dynamo's sloppy quorum, with the coordinator as the fallback node):
+ *     a write is sent as a ReplicaWrite to itself (the replica path: acked once durable) and
+ *     a hint of it is stored for every natural replica; that one fallback ack is the ack ONE
+ *     needs. When a hint would exceed the hint bounds the write is refused UNAVAILABLE before
+ *     anything is sent or stored, since its copy could then never reach the replicas. A read
+ *     reads the coordinator's own store, which may be stale or NOT_FOUND: that is ONE. The
+ *     answer says so (result.sloppy, alive 0; stats sloppy_writes, sloppy_reads). The copy
+ *     stays in the coordinator's data column family for a key it does not own: scans ask only
+ *     a range's replicas, so it is invisible to them, and the hints deliver it to the natural
+ *     replicas once they are seen up again (docs/replication.md). Every other level keeps
+ *     answering UNAVAILABLE (2). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -254,6 +269,9 @@ struct rep {
 struct point_op {
     struct kv_coord_op hdr;
     bool is_read, answered, repairing, hinted_any;
+    bool sloppy;            /* (7): rep[0] is this node, standing in for natural[] */
+    uint32_t natural[KV_RING_MAX_RF];
+    size_t n_natural;
     enum kv_level level;
     uint32_t timeout_ms;
     kv_cluster_cb cb;
@@ -326,7 +344,19 @@ static void base_result(const struct point_op *op, struct kv_cluster_result *r,
     r->err.code = st;
     r->acks = (uint32_t)popcount(mask_of(op, REP_OK));
     r->required = op->nd.required;
-    r->alive = (uint32_t)popcount(op->alive_mask);
+    /* (7): alive counts natural replicas, and none was; the fallback's ack is in acks. */
+    r->alive = op->sloppy ? 0 : (uint32_t)popcount(op->alive_mask);
+    r->sloppy = op->sloppy;
+}
+
+/* The message of an OK answer served by the fallback copy (7). */
+static void sloppy_note(struct point_op *op, struct kv_cluster_result *r)
+{
+    snprintf(r->err.msg, sizeof r->err.msg,
+             "%s: no replica of the key alive: %s node %u's fallback copy (sloppy; %zu "
+             "replicas hinted)",
+             kv_level_name(op->level), op->is_read ? "read from" : "stored as",
+             op->hdr.c->o.node_id, op->n_natural);
 }
 
 static void answer(struct point_op *op, struct kv_cluster_result *r)
@@ -382,12 +412,19 @@ static void write_answer_ok(struct point_op *op)
     base_result(op, &r, KV_OK);
     r.version = rec_ver(&op->best);
     r.expires_at_ms = op->best.expires_at_ms;
+    if (op->sloppy) {
+        op->hdr.c->stats.sloppy_writes++;
+        sloppy_note(op, &r);
+    }
     answer(op, &r);
 }
 
 static void write_progress(struct point_op *op)
 {
     uint32_t ok = mask_of(op, REP_OK), sent = mask_of(op, REP_SENT);
+    if (op->hdr.c->o.debug_hint_counts_as_ack)     /* TEST ONLY: the bug cluster.h names */
+        for (size_t i = 0; i < op->n; i++)
+            ok |= (uint32_t)op->rep[i].hinted << i;
     if (!op->answered) {
         if (kv_coord_need_met(&op->nd, op->n, ok)) {
             write_answer_ok(op);
@@ -465,6 +502,10 @@ static void read_answer(struct point_op *op, const Kv__Record *rec, bool has)
     struct kv_cluster_result r;
     base_result(op, &r, KV_OK);
     kv_cluster__read_result(op->hdr.c, &r, rec, has);
+    if (op->sloppy) {
+        op->hdr.c->stats.sloppy_reads++;
+        sloppy_note(op, &r);
+    }
     answer(op, &r);
 }
 
@@ -614,6 +655,36 @@ static void point_shutdown(struct kv_coord_op *hdr)
 
 static const struct kv_coord_op_vt point_vt = {point_reply, point_timeout, point_shutdown};
 
+/* (7): whether a request the live replicas cannot serve may fall back to this node. */
+static bool sloppy_allowed(const struct kv_cluster *c, enum kv_level level,
+                           const uint32_t *ids, size_t n, uint32_t alive_mask)
+{
+    if ((level != KV_LEVEL_ONE && level != KV_LEVEL_LOCAL_ONE) || alive_mask || n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] == c->o.node_id)
+            return false;
+    return true;
+}
+
+/* (7): the op's replica set becomes this node alone, needing its one answer; the natural
+ * replicas are kept for the hints. */
+static void sloppy_setup(struct kv_cluster *c, struct point_op *op, uint32_t *ids, size_t *n)
+{
+    op->sloppy = true;
+    memcpy(op->natural, ids, *n * sizeof *ids);
+    op->n_natural = *n;
+    ids[0] = c->o.node_id;
+    *n = 1;
+    enum kv_level level = op->nd.level;
+    memset(&op->nd, 0, sizeof op->nd);
+    op->nd.level = level;
+    op->nd.n_groups = 1;
+    op->nd.need[0] = op->nd.required = 1;
+    op->nd.group[0] = 0;
+    op->alive_mask = 1;
+}
+
 /* The checks every point request passes before anything is sent; on failure the answer
  * is already on its way (deferred) and NULL is returned. */
 static struct point_op *point_start(struct kv_cluster *c, struct kv_slice key,
@@ -652,9 +723,12 @@ static struct point_op *point_start(struct kv_cluster *c, struct kv_slice key,
     struct kv_cluster_result r;
     memset(&r, 0, sizeof r);
     if (kv_coord_check_alive(c, &op->nd, ids, n, op->alive_mask, &r) != KV_OK) {
-        free(op);
-        kv_coord_answer_later(c, cb, arg, &r);
-        return NULL;
+        if (!sloppy_allowed(c, level, ids, n, op->alive_mask)) {
+            free(op);
+            kv_coord_answer_later(c, cb, arg, &r);
+            return NULL;
+        }
+        sloppy_setup(c, op, ids, &n);
     }
     if (!(op->key = malloc(key.len))) {
         free(op);
@@ -714,8 +788,27 @@ void kv_coord_write(struct kv_cluster *c, struct kv_slice key, struct kv_slice v
         rec->value.len = value.len;
     }
     op->has_best = true;
+    if (op->sloppy) {
+        /* (7): hints for every natural replica, or nothing at all. */
+        if (!kv_hint_room(c, op->natural, op->n_natural, rec)) {
+            struct kv_cluster_result r;
+            base_result(op, &r, KV_UNAVAILABLE);
+            r.sloppy = false;
+            kv_err_set(&r.err, KV_UNAVAILABLE,
+                       "%s: no replica of the key alive, and the hint store is full "
+                       "(max_hints_per_node / max_hint_bytes): no fallback copy; not applied",
+                       kv_level_name(op->level));
+            point_free(op);
+            kv_coord_answer_later(c, cb, arg, &r);
+            return;
+        }
+        for (size_t i = 0; i < op->n_natural; i++)
+            kv_hint_add(c, op->natural[i], rec);
+        op->hinted_any = true;
+    }
     /* Every alive replica, self included, through the same send path; a hint for every
-     * down one, which never counts as an ack (invariant 3). */
+     * down one, which never counts as an ack (invariant 3). With (7) the only "replica" is
+     * this node's fallback copy. */
     for (size_t i = 0; i < op->n; i++) {
         struct rep *rp = &op->rep[i];
         if (op->alive_mask >> i & 1) {

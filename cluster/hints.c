@@ -8,7 +8,9 @@
  *     a replica stays stale.
  * (2) Bounds (opts): at most max_hints_per_node per target and max_hint_bytes in all; a hint
  *     over a bound is dropped (hints_dropped) and logged once per target until its hints
- *     drain. Hints older than max_hint_age_ms are deleted, never replayed.
+ *     drain. Hints older than max_hint_age_ms are deleted, never replayed. A sloppy write
+ *     (coord.c (7)) asks kv_hint_room first and is refused when its hints would be dropped,
+ *     because then its fallback copy would never reach the key's replicas.
  * (3) A hint is stored with a synced write, through io->run, and counts as pending (and
  *     stored) once that write is done. Bounds count the accepted ones still in flight too,
  *     so they hold while stores are pending. Counts are rebuilt at start by iterating the
@@ -212,6 +214,21 @@ static void drop_hint(struct kv_cluster *c, struct hint_node *n, uint32_t target
         n->warned = true;
     KV_WARN("hints: dropping hints for node %u: %s (logged once until its hints drain)",
             target, why);
+}
+
+bool kv_hint_room(struct kv_cluster *c, const uint32_t *targets, size_t n, const Kv__Record *r)
+{
+    struct kv_hints *h = c->hints;
+    uint64_t bytes = HINT_KEY_LEN + kv__record__get_packed_size(r);
+    if (!h || pos(h->total_bytes) + h->inflight_bytes + n * bytes > c->o.max_hint_bytes)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        const struct hint_node *hn = node_get(h, targets[i], false);
+        uint64_t have = hn ? pos(hn->count) + hn->inflight : 0;
+        if (have >= c->o.max_hints_per_node)
+            return false;
+    }
+    return true;
 }
 
 void kv_hint_add(struct kv_cluster *c, uint32_t target, const Kv__Record *r)

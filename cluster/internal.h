@@ -197,6 +197,9 @@ void kv_hint_start(struct kv_cluster *c);   /* rebuilds counts, then ticks */
 void kv_hint_free(struct kv_cluster *c);
 /* Stores a hint of r (copied) for node target, subject to the bounds in opts. */
 void kv_hint_add(struct kv_cluster *c, uint32_t target, const Kv__Record *r);
+/* Whether a hint of r for each of targets[0..n) would be accepted now (within the bounds;
+ * the store itself may still fail later). */
+bool kv_hint_room(struct kv_cluster *c, const uint32_t *targets, size_t n, const Kv__Record *r);
 /* Node id was seen up: replay its hints now. */
 void kv_hint_on_up(struct kv_cluster *c, uint32_t id);
 uint64_t kv_hint_pending(const struct kv_cluster *c);

@@ -14,7 +14,9 @@
  *     record back, exactly as read (never re-minted), to every alive replica not known to
  *     hold it, and answers only once q replicas are known to hold it, so no later read can
  *     return an older value (no new->old inversion). opts.debug_skip_writeback (tests only)
- *     skips that write-back.
+ *     skips that write-back; opts.debug_linear_read_one (tests only) goes further: a read
+ *     needs one live replica and answers with the first reply (q = 1, so no write-back
+ *     either), which lets the minority side of a partition return stale values.
  * (4) UNAVAILABLE is decided before anything is sent (fewer than q replicas alive). A write
  *     timing out in phase 1 sent nothing (TIMEOUT, acks 0, "not applied" in the message); in
  *     phase 2 it answers TIMEOUT with its acks: it may have been applied. A read whose
@@ -453,9 +455,10 @@ static void refuse(struct kv_cluster *c, kv_cluster_cb cb, void *arg, const stru
     kv_coord_answer_later(c, cb, arg, &r);
 }
 
-bool kv_lin__admit(struct kv_cluster *c, struct kv_slice key, size_t value_len,
-                   kv_cluster_cb cb, void *arg, uint32_t *ids, size_t *n, uint32_t *alive,
-                   uint32_t *q)
+/* kv_lin__admit with the replicas `need` (QUORUM; ONE for debug_linear_read_one) counts. */
+static bool admit_at(struct kv_cluster *c, struct kv_slice key, size_t value_len,
+                     kv_cluster_cb cb, void *arg, uint32_t *ids, size_t *n, uint32_t *alive,
+                     uint32_t *q, enum kv_level need)
 {
     struct kv_err err = {0};
     if (c->freeing) {
@@ -483,7 +486,7 @@ bool kv_lin__admit(struct kv_cluster *c, struct kv_slice key, size_t value_len,
     }
     *n = kv_ring_replicas(c->ring, key, c->o.rf, ids);
     struct kv_coord_need nd;
-    kv_coord_need(c, KV_LEVEL_QUORUM, ids, *n, &nd, NULL);
+    kv_coord_need(c, need, ids, *n, &nd, NULL);
     nd.level = KV_LEVEL_LINEARIZABLE;       /* for the UNAVAILABLE message */
     *alive = kv_coord_alive_mask(c, ids, *n);
     *q = nd.need[0];
@@ -496,13 +499,23 @@ bool kv_lin__admit(struct kv_cluster *c, struct kv_slice key, size_t value_len,
     return true;
 }
 
+bool kv_lin__admit(struct kv_cluster *c, struct kv_slice key, size_t value_len,
+                   kv_cluster_cb cb, void *arg, uint32_t *ids, size_t *n, uint32_t *alive,
+                   uint32_t *q)
+{
+    return admit_at(c, key, value_len, cb, arg, ids, n, alive, q, KV_LEVEL_QUORUM);
+}
+
 static void lin_start(struct kv_cluster *c, struct kv_slice key, bool is_read,
                       struct kv_slice value, bool tombstone, uint64_t ttl_ms,
                       uint32_t timeout_ms, kv_cluster_cb cb, void *arg)
 {
     uint32_t ids[KV_RING_MAX_RF], alive, q;
     size_t n;
-    if (!kv_lin__admit(c, key, value.len, cb, arg, ids, &n, &alive, &q))
+    /* (3): the broken test mode reads like ONE: one live replica, the first reply. */
+    bool one = is_read && c->o.debug_linear_read_one;
+    if (!admit_at(c, key, value.len, cb, arg, ids, &n, &alive, &q,
+                  one ? KV_LEVEL_ONE : KV_LEVEL_QUORUM))
         return;
     struct kv_err err = {0};
     struct lin_op *op = calloc(1, sizeof *op);

@@ -69,6 +69,9 @@ static const struct opt g_opts[] = {
     O("debug_skip_writeback", T_BOOL, debug_skip_writeback,
       "TEST ONLY, needs debug = true: LINEARIZABLE reads skip the write-back, so new->old "
       "inversions become possible (false)"),
+    O("debug_linear_read_one", T_BOOL, debug_linear_read_one,
+      "TEST ONLY, needs debug = true: LINEARIZABLE reads answer from the first replica reply "
+      "alone (no quorum, no write-back), so they return stale values (false)"),
 };
 #undef O
 #define N_OPTS (sizeof g_opts / sizeof g_opts[0])
@@ -478,6 +481,9 @@ enum kv_status kv_config_validate(const struct kv_config *c, struct kv_err *err)
     /* (3) Test-only settings work only together with debug = true. */
     if (c->debug_skip_writeback && !c->debug)
         return kv_err_set(err, KV_INVALID, "debug_skip_writeback is a test-only setting: it "
+                          "also needs debug = true");
+    if (c->debug_linear_read_one && !c->debug)
+        return kv_err_set(err, KV_INVALID, "debug_linear_read_one is a test-only setting: it "
                           "also needs debug = true");
     if (c->debug_clock_offset_ms != 0 && !c->debug)
         return kv_err_set(err, KV_INVALID, "debug_clock_offset_ms is a test-only setting: it "

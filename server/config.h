@@ -56,6 +56,7 @@ struct kv_config {
     bool debug;                   /* allows the debug_* settings */
     int64_t debug_clock_offset_ms; /* added to the wall clock (kv_clock_set_offset_ms) */
     bool debug_skip_writeback;    /* LINEARIZABLE reads skip the write-back (jepsen self-test) */
+    bool debug_linear_read_one;   /* LINEARIZABLE reads answer from one replica (jepsen suite) */
 };
 
 /* Most tokens a node may own (explicit or default) and the longest token in bytes. */

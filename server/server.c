@@ -106,6 +106,12 @@ static void render_cluster(struct kv_server *s, struct kv_vec *out)
          "Requests refused UNAVAILABLE (too few live replicas; nothing sent).", st.unavailable);
     emit(out, "kvd_cluster_timeouts_total", "counter",
          "Requests answered TIMEOUT (outcome unknown).", st.timeouts);
+    emit(out, "kvd_cluster_sloppy_writes_total", "counter",
+         "ONE/LOCAL_ONE writes with no replica alive, stored as the coordinator's fallback "
+         "copy and hinted.", st.sloppy_writes);
+    emit(out, "kvd_cluster_sloppy_reads_total", "counter",
+         "ONE/LOCAL_ONE reads with no replica alive, answered from the coordinator's store.",
+         st.sloppy_reads);
     emit(out, "kvd_cluster_messages_malformed_total", "counter",
          "Peer messages dropped for breaking the protocol.", st.messages_malformed);
     emit(out, "kvd_cluster_linear_ops_total", "counter",
@@ -333,6 +339,9 @@ static enum kv_status cluster_create(struct kv_server *s, struct kv_err *err)
     o.debug_skip_writeback = cfg->debug && cfg->debug_skip_writeback;   /* config.c (3) */
     if (o.debug_skip_writeback)
         KV_WARN("debug: LINEARIZABLE reads skip the write-back (test-only setting)");
+    o.debug_linear_read_one = cfg->debug && cfg->debug_linear_read_one;   /* config.c (3) */
+    if (o.debug_linear_read_one)
+        KV_WARN("debug: LINEARIZABLE reads answer from one replica (test-only setting)");
 
     static uint8_t tok_buf[sizeof cfg->tokens];
     static struct kv_slice toks[KV_CONFIG_MAX_TOKENS];

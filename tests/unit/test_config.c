@@ -200,6 +200,21 @@ START_TEST(test_skipping_the_linearizable_write_back_without_debug_is_refused)
 }
 END_TEST
 
+START_TEST(test_answering_linearizable_reads_from_one_replica_without_debug_is_refused)
+{
+    struct kv_config c = cfg_with("debug_linear_read_one", "true");
+    ck_assert(c.debug_linear_read_one);
+    struct kv_err err = {0};
+    ck_assert_int_eq(kv_config_validate(&c, &err), KV_INVALID);
+    ck_assert_ptr_nonnull(strstr(err.msg, "debug_linear_read_one"));
+    ck_assert_ptr_nonnull(strstr(err.msg, "debug = true"));
+    ck_assert_int_eq(kv_config_set(&c, "debug", "true", &err), KV_OK);
+    ck_assert_int_eq(kv_config_validate(&c, &err), KV_OK);
+    ck_assert(!cfg_with("debug", "true").debug_linear_read_one);   /* never by default */
+    ck_assert_int_eq(kv_config_set(&c, "debug_linear_read_one", "perhaps", &err), KV_INVALID);
+}
+END_TEST
+
 START_TEST(test_debug_settings_reject_bad_values)
 {
     struct kv_config c;
@@ -287,6 +302,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_default_consistency_takes_a_level_and_refuses_default);
     tcase_add_test(tc, test_a_clock_offset_without_debug_is_refused);
     tcase_add_test(tc, test_skipping_the_linearizable_write_back_without_debug_is_refused);
+    tcase_add_test(tc, test_answering_linearizable_reads_from_one_replica_without_debug_is_refused);
     tcase_add_test(tc, test_debug_settings_reject_bad_values);
     tcase_add_test(tc, test_flags_override_the_ini_file_for_cluster_settings);
     tcase_add_test(tc, test_a_config_file_with_a_lone_clock_offset_does_not_validate);

@@ -449,6 +449,152 @@ START_TEST(test_lost_and_duplicated_messages_never_yield_a_wrong_answer_and_repl
 }
 END_TEST
 
+/* --- the sloppy fallback at ONE (coord.c (7)) -------------------------------------- */
+
+/* Five nodes, rf 3: writes key at ALL and returns a node that is not one of its replicas
+ * (the fallback coordinator), filling reps[0..3) with the replicas. */
+static uint32_t non_replica_of(struct sim *s, const char *key, uint32_t *reps)
+{
+    struct sim_call p = sim_put(s, 1, key, "old", KV_LEVEL_ALL);
+    ck_assert_int_eq(p.r.st, KV_OK);
+    size_t n = 0;
+    uint32_t other = 0;
+    for (uint32_t id = 1; id <= 5; id++) {
+        if (sim_stored(s, id, key, NULL))
+            reps[n++] = id;
+        else
+            other = id;
+    }
+    ck_assert_uint_eq(n, 3);
+    ck_assert_uint_ne(other, 0);
+    return other;
+}
+
+START_TEST(test_at_one_a_coordinator_cut_off_from_every_replica_stores_a_fallback_copy_and_hints_it)
+{
+    struct sim *s = sim_test_cluster(17, 5);
+    uint32_t reps[3];
+    uint32_t x = non_replica_of(s, "k", reps);
+    sim_isolate(s, x, true);
+    for (int i = 0; i < 3; i++)
+        sim_wait_view(s, x, reps[i], 0);
+
+    /* ONE: the coordinator's own copy is the one ack, and every replica gets a hint. */
+    struct sim_call p = sim_put(s, x, "k", "sloppy", KV_LEVEL_ONE);
+    ck_assert_msg(p.r.st == KV_OK, "ONE put: %s", p.msg);
+    ck_assert(p.r.sloppy);
+    ck_assert_uint_eq(p.r.acks, 1);
+    ck_assert_uint_eq(p.r.required, 1);
+    ck_assert_uint_eq(p.r.alive, 0);
+    ck_assert_msg(strstr(p.msg, "fallback"), "message: %s", p.msg);
+    ck_assert(sim_stored_value_is(s, x, "k", "sloppy"));      /* durable before the ack */
+    sim_run_for(s, 50);
+    ck_assert_uint_eq(sim_stats(s, x).hints_pending, 3);
+    ck_assert_uint_eq(sim_stats(s, x).sloppy_writes, 1);
+    for (int i = 0; i < 3; i++)
+        ck_assert(sim_stored_value_is(s, reps[i], "k", "old"));
+
+    /* ONE and LOCAL_ONE reads on that side read the coordinator's own store. */
+    struct sim_call g = sim_get(s, x, "k", KV_LEVEL_ONE);
+    ck_assert_int_eq(g.r.st, KV_OK);
+    ck_assert(g.r.sloppy);
+    ck_assert(sim_call_value_is(&g, "sloppy"));
+    ck_assert_int_eq(kv_version_cmp(g.r.version, p.r.version), 0);
+    g = sim_get(s, x, "k", KV_LEVEL_LOCAL_ONE);
+    ck_assert_int_eq(g.r.st, KV_OK);
+    ck_assert(sim_call_value_is(&g, "sloppy"));
+    /* A key it never saw is simply not found there: that is ONE. */
+    struct sim_call nf = sim_get(s, x, "never-written", KV_LEVEL_ONE);
+    ck_assert_int_eq(nf.r.st, KV_NOT_FOUND);
+    ck_assert_uint_eq(sim_stats(s, x).sloppy_reads, 2u + nf.r.sloppy);
+    /* The other side still answers with what the replicas hold. */
+    g = sim_get(s, reps[0], "k", KV_LEVEL_ONE);
+    ck_assert_int_eq(g.r.st, KV_OK);
+    ck_assert(!g.r.sloppy);
+    ck_assert(sim_call_value_is(&g, "old"));
+
+    /* Every stronger level stays UNAVAILABLE, and nothing more is stored or hinted. */
+    const enum kv_level strict[] = {KV_LEVEL_TWO, KV_LEVEL_QUORUM, KV_LEVEL_ALL,
+                                    KV_LEVEL_LOCAL_QUORUM, KV_LEVEL_EACH_QUORUM,
+                                    KV_LEVEL_LINEARIZABLE};
+    for (size_t i = 0; i < sizeof strict / sizeof strict[0]; i++) {
+        struct sim_call q = sim_put(s, x, "k", "strict", strict[i]);
+        ck_assert_msg(q.r.st == KV_UNAVAILABLE, "%s put: %s", kv_level_name(strict[i]), q.msg);
+        ck_assert(!q.r.sloppy);
+        ck_assert_uint_eq(q.r.alive, 0);
+        q = sim_get(s, x, "k", strict[i]);
+        ck_assert_msg(q.r.st == KV_UNAVAILABLE, "%s get: %s", kv_level_name(strict[i]), q.msg);
+    }
+    struct sim_call cas = {0};
+    kv_cluster_cas(sim_cluster(s, x), kv_slice_str("k"), false, kv_slice_str("sloppy"),
+                   kv_slice_str("strict"), 0, sim_call_cb, &cas);
+    cas.returned = true;
+    sim_call_wait(s, &cas);
+    ck_assert_int_eq(cas.r.st, KV_UNAVAILABLE);
+    sim_run_for(s, 50);
+    ck_assert(sim_stored_value_is(s, x, "k", "sloppy"));
+    ck_assert_uint_eq(sim_stats(s, x).hints_pending, 3);
+
+    /* After the heal the hints reach the replicas: a QUORUM read through another node
+     * returns the ONE write, with the version it was acknowledged with. */
+    sim_isolate(s, x, false);
+    for (int i = 0; i < 3; i++)
+        sim_wait_view(s, x, reps[i], 1);
+    sim_run_for(s, 500);
+    ck_assert_uint_eq(sim_stats(s, x).hints_pending, 0);
+    ck_assert_uint_ge(sim_stats(s, x).hints_replayed, 3);
+    for (int i = 0; i < 3; i++) {
+        struct kv_store_item it;
+        ck_assert_int_eq(sim_stored(s, reps[i], "k", &it), 1);
+        ck_assert_int_eq(kv_version_cmp(it.rec.ver, p.r.version), 0);     /* never re-minted */
+        kv_store_item_free(&it);
+    }
+    uint32_t via = reps[0] == 1 ? reps[1] : 1;
+    g = sim_get(s, via == x ? reps[2] : via, "k", KV_LEVEL_QUORUM);
+    ck_assert_int_eq(g.r.st, KV_OK);
+    ck_assert(!g.r.sloppy);
+    ck_assert(sim_call_value_is(&g, "sloppy"));
+    /* With the replicas back, ONE at x uses them again. */
+    g = sim_get(s, x, "k", KV_LEVEL_ONE);
+    ck_assert_int_eq(g.r.st, KV_OK);
+    ck_assert(!g.r.sloppy);
+    sim_free(s);
+}
+END_TEST
+
+START_TEST(test_a_coordinator_that_is_a_replica_never_falls_back_and_a_full_hint_store_refuses_it)
+{
+    struct kv_cluster_opts o;
+    sim_test_opts(&o);
+    o.max_hint_bytes = 16;          /* no hint fits */
+    struct sim *s = sim_cluster_with(18, 5, &o);
+    uint32_t reps[3];
+    uint32_t x = non_replica_of(s, "k", reps);
+    sim_isolate(s, x, true);
+    sim_isolate(s, reps[0], true);
+    for (int i = 0; i < 3; i++)
+        sim_wait_view(s, x, reps[i], 0);
+    /* Without room for the hints the fallback copy could never reach the replicas. */
+    struct sim_call p = sim_put(s, x, "k", "sloppy", KV_LEVEL_ONE);
+    ck_assert_int_eq(p.r.st, KV_UNAVAILABLE);
+    ck_assert(!p.r.sloppy);
+    ck_assert_msg(strstr(p.msg, "hint"), "message: %s", p.msg);
+    sim_run_for(s, 50);
+    ck_assert_int_eq(sim_stored(s, x, "k", NULL), 0);       /* applied nowhere */
+    ck_assert_uint_eq(sim_stats(s, x).sloppy_writes, 0);
+    ck_assert_uint_eq(sim_stats(s, x).hints_pending, 0);
+    /* A replica cut off from the other two serves ONE from its own copy, as a replica. */
+    for (int i = 1; i < 3; i++)
+        sim_wait_view(s, reps[0], reps[i], 0);
+    p = sim_put(s, reps[0], "k", "mine", KV_LEVEL_ONE);
+    ck_assert_int_eq(p.r.st, KV_OK);
+    ck_assert(!p.r.sloppy);
+    ck_assert_uint_eq(p.r.alive, 1);
+    ck_assert_uint_eq(sim_stats(s, reps[0]).sloppy_writes, 0);
+    sim_free(s);
+}
+END_TEST
+
 int main(void)
 {
     kv_log_set_level(KV_LOG_ERROR);
@@ -471,6 +617,8 @@ int main(void)
     tcase_add_test(t, test_requests_in_flight_fail_with_shutdown_when_the_cluster_is_freed);
     tcase_add_test(t, test_local_levels_count_only_the_coordinators_region_and_each_quorum_every_region);
     tcase_add_test(t, test_lost_and_duplicated_messages_never_yield_a_wrong_answer_and_replicas_converge);
+    tcase_add_test(t, test_at_one_a_coordinator_cut_off_from_every_replica_stores_a_fallback_copy_and_hints_it);
+    tcase_add_test(t, test_a_coordinator_that_is_a_replica_never_falls_back_and_a_full_hint_store_refuses_it);
     suite_add_tcase(s, t);
     SRunner *r = srunner_create(s);
     srunner_run_all(r, CK_NORMAL);

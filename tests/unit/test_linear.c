@@ -176,6 +176,49 @@ START_TEST(test_the_minority_side_of_a_partition_fails_and_never_succeeds)
 }
 END_TEST
 
+/* "old" everywhere, node 1 isolated (and seen so), "new" written at LINEARIZABLE on the
+ * majority side; then a LINEARIZABLE read on the minority side, node 1. */
+static struct sim_call minority_read(bool read_one, uint64_t seed, struct sim_call *majority)
+{
+    struct kv_cluster_opts o;
+    sim_test_opts(&o);
+    o.debug_linear_read_one = read_one;
+    struct sim *s = sim_cluster_with(seed, 3, &o);
+    ck_assert_int_eq(sim_put(s, 2, "k", "old", KV_LEVEL_ALL).r.st, KV_OK);
+    sim_isolate(s, 1, true);
+    sim_wait_view(s, 1, 2, 0);
+    sim_wait_view(s, 1, 3, 0);
+    struct sim_call w = sim_put(s, 2, "k", "new", KV_LEVEL_LINEARIZABLE);
+    ck_assert_int_eq(w.r.st, KV_OK);
+    *majority = sim_get(s, 3, "k", KV_LEVEL_LINEARIZABLE);
+    struct sim_call g = sim_get(s, 1, "k", KV_LEVEL_LINEARIZABLE);
+    /* Writes keep their quorum in either mode: the minority cannot write. */
+    ck_assert_int_eq(sim_put(s, 1, "k", "minority", KV_LEVEL_LINEARIZABLE).r.st,
+                     KV_UNAVAILABLE);
+    sim_free(s);
+    return g;
+}
+
+START_TEST(test_with_debug_linear_read_one_the_minority_side_reads_a_stale_value)
+{
+    /* Normal mode: the minority read fails, it does not lie. */
+    struct sim_call maj;
+    struct sim_call g = minority_read(false, 7, &maj);
+    ck_assert_int_eq(maj.r.st, KV_OK);
+    ck_assert(sim_call_value_is(&maj, "new"));
+    ck_assert_int_eq(g.r.st, KV_UNAVAILABLE);
+    ck_assert_uint_eq(g.r.required, 2);
+    /* The broken mode: one live replica is enough, and its first reply is the answer: the
+     * value overwritten by an acknowledged write that finished before this read began. */
+    g = minority_read(true, 7, &maj);
+    ck_assert_int_eq(maj.r.st, KV_OK);
+    ck_assert(sim_call_value_is(&maj, "new"));
+    ck_assert_int_eq(g.r.st, KV_OK);
+    ck_assert_msg(sim_call_value_is(&g, "old"), "the broken mode did not read stale");
+    ck_assert_uint_eq(g.r.round_trips, 1);
+}
+END_TEST
+
 START_TEST(test_a_write_whose_second_phase_acks_are_lost_times_out_with_its_acks)
 {
     struct sim *s = sim_test_cluster(5, 3);
@@ -240,6 +283,7 @@ int main(void)
     tcase_add_test(t, test_a_read_that_sees_a_partial_write_writes_it_back_so_no_later_read_is_older);
     tcase_add_test(t, test_with_debug_skip_writeback_the_new_to_old_inversion_is_reproducible);
     tcase_add_test(t, test_the_minority_side_of_a_partition_fails_and_never_succeeds);
+    tcase_add_test(t, test_with_debug_linear_read_one_the_minority_side_reads_a_stale_value);
     tcase_add_test(t, test_a_write_whose_second_phase_acks_are_lost_times_out_with_its_acks);
     tcase_add_test(t, test_under_loss_and_duplication_no_read_is_older_than_an_acknowledged_write);
     suite_add_tcase(s, t);
