@@ -230,7 +230,6 @@ static int register_op(struct kvc_client *c, struct worker *w, int client, const
             *last_seen = -1;
         }
         kvc_value_free(&v);
-#ifdef KVJ_HAVE_CAS
     } else if (g.cas && (create || dice >= 75 || g.level != KVC_CL_LINEARIZABLE)) {
         long nv = atomic_fetch_add(&g_values, 1);
         char vb[32], eb[32];
@@ -256,7 +255,6 @@ static int register_op(struct kvc_client *c, struct worker *w, int client, const
                 *last_seen = -1;
         }
         kvc_value_free(&cur);
-#endif
     } else {
         long nv = atomic_fetch_add(&g_values, 1);
         char vb[32];
@@ -567,11 +565,6 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "run") != 0 || g.out == NULL)
         return usage();
-#ifndef KVJ_HAVE_CAS
-    if (g.cas)
-        fprintf(stderr, "kvj: this libkvclient has no kvc_cas; running without cas\n");
-    g.cas = false;
-#endif
     g_out = fopen(g.out, "w");
     if (g_out == NULL) {
         fprintf(stderr, "kvj: %s: %s\n", g.out, strerror(errno));

@@ -17,10 +17,15 @@
 // returned a value older than one whose write was acknowledged before the read began, or
 // nothing when such a write exists), lost writes.
 //
+// With -min-availability F and -availability-nemeses LIST (jepsen/run passes 0.99 and
+// partition,isolate,ring at ONE), a window of one of those nemeses whose availability is
+// below F fails the run: ONE must stay available on both sides of a partition.
+//
 // Writes DIR/summary.json and DIR/rows.md (one Markdown table row per window). Exit status:
 // 0 clean; otherwise the OR of 1 (linearizability violation), 2 (lost acknowledged writes),
 // 4 (resurrected or phantom values), 8 (a key's check timed out: unknown), 16 (a fault
-// window without operations: the run is not valid there).
+// window without operations: the run is not valid there), 32 (availability below
+// -min-availability in a window of -availability-nemeses).
 package main
 
 import (
@@ -172,6 +177,8 @@ type Summary struct {
 	Rows         []*Row   `json:"rows"`
 	CheckSeconds float64  `json:"check_seconds"`
 	Invalid      bool     `json:"invalid"` // a fault window without operations
+	// windows of -availability-nemeses below -min-availability
+	Unavailable []string `json:"availability_below"`
 }
 
 func main() {
@@ -180,6 +187,8 @@ func main() {
 	level := flag.String("level", "", "level label for the report")
 	outDir := flag.String("out", ".", "where summary.json, rows.md and visualizations go")
 	timeout := flag.Duration("timeout", 60*time.Second, "porcupine budget per key")
+	minAvail := flag.Float64("min-availability", 0, "fail (32) below this availability (0..1) in the windows of -availability-nemeses; 0: never")
+	availNem := flag.String("availability-nemeses", "", "comma-separated nemeses whose windows -min-availability judges")
 	flag.Parse()
 	if *histPath == "" {
 		fmt.Fprintln(os.Stderr, "checker: -history is required")
@@ -197,6 +206,7 @@ func main() {
 	start := time.Now()
 	sum := check(ops, wins, *level, *outDir, *timeout)
 	sum.CheckSeconds = time.Since(start).Seconds()
+	judgeAvailability(sum, *minAvail, *availNem)
 	os.MkdirAll(*outDir, 0o755)
 	b, _ := json.MarshalIndent(sum, "", "  ")
 	os.WriteFile(filepath.Join(*outDir, "summary.json"), b, 0o644)
@@ -238,11 +248,35 @@ func main() {
 	if len(sum.UnknownKeys) > 0 {
 		code |= 8
 	}
+	if len(sum.Unavailable) > 0 {
+		code |= 32
+		fmt.Fprintf(os.Stderr, "checker: %s: availability below %.1f%% under %s\n", sum.Level,
+			100**minAvail, strings.Join(sum.Unavailable, ", "))
+	}
 	if sum.Invalid {
 		code |= 16
 		fmt.Fprintf(os.Stderr, "checker: %s: a fault window had no operations: the run proves nothing there\n", sum.Level)
 	}
 	os.Exit(code)
+}
+
+// judgeAvailability lists (and notes in their rows) the windows of the nemeses named in
+// list whose availability is below min.
+func judgeAvailability(sum *Summary, min float64, list string) {
+	if min <= 0 || list == "" {
+		return
+	}
+	judged := map[string]bool{}
+	for _, n := range strings.Split(list, ",") {
+		judged[strings.TrimSpace(n)] = true
+	}
+	for _, r := range sum.Rows {
+		if !judged[r.Nemesis] || r.Skipped || r.Ops == 0 || r.Avail >= min {
+			continue
+		}
+		sum.Unavailable = append(sum.Unavailable, fmt.Sprintf("%s (%.1f%%)", r.Nemesis, 100*r.Avail))
+		r.Note = strings.TrimSpace(r.Note + fmt.Sprintf(" availability below %.0f%%: FAIL", 100*min))
+	}
 }
 
 func first(s []string, n int) []string {

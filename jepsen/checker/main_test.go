@@ -98,3 +98,27 @@ func TestSetCountsLostAndResurrectedElements(t *testing.T) {
 		t.Fatalf("lost %d resurrected %d never-read %d", s.Lost, s.Resurrected, s.NeverRead)
 	}
 }
+
+func TestAvailabilityBelowTheMinimumFailsOnlyTheJudgedNemeses(t *testing.T) {
+	wins := []Window{{Nemesis: "partition", StartNs: 100, EndNs: 200},
+		{Nemesis: "kill", StartNs: 300, EndNs: 400}}
+	var ops []*Op
+	for i := int64(0); i < 10; i++ {
+		st := "ok"
+		if i == 0 {
+			st = "fail" // 90% in each window
+		}
+		ops = append(ops, reg(int(i), "write", 10+i, st, 100+i, 101+i),
+			reg(int(i), "write", 30+i, st, 300+i, 301+i))
+	}
+	s := check(ops, wins, "test", t.TempDir(), 10*time.Second)
+	judgeAvailability(s, 0.99, "partition,isolate,ring")
+	if len(s.Unavailable) != 1 || s.Unavailable[0] != "partition (90.0%)" {
+		t.Fatalf("want partition judged below 99%%, got %v", s.Unavailable)
+	}
+	s = check(ops, wins, "test", t.TempDir(), 10*time.Second)
+	judgeAvailability(s, 0.89, "partition,isolate,ring")
+	if len(s.Unavailable) != 0 {
+		t.Fatalf("90%% is above 89%%, got %v", s.Unavailable)
+	}
+}
