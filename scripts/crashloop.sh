@@ -172,14 +172,15 @@ echo "crashloop: mode=$MODE nodes=$NODES cycles=$CYCLES seed=$SEED keys=$KEYS" \
      "load=${LOAD_S}s failpoints=$([[ $FAILPOINTS == 1 ]] && echo on || echo off) dir=$TMP"
 
 # crash_victim: kills the victim now (kill -9 at a random moment of the load), or waits
-# for its armed failpoint to fire (kill -9 when the load ends first). Sets `what`.
+# for its armed failpoint to fire (kill -9 when the load ends first); `all` kills every
+# node at once. Sets `what`.
 crash_victim() {
-    if [[ $how == kill ]]; then
+    if [[ $how != failpoint ]]; then
         sleep "$(rand_s "$(awk -v l="$LOAD_S" 'BEGIN{print l*0.15}')" \
                         "$(awk -v l="$LOAD_S" 'BEGIN{print l*0.75}')")"
         at=$(elapsed "$tc")
-        kill -9 "${PID[victim]}" 2>/dev/null
-        KILLS=$((KILLS + 1))
+        for v in "${VICTIMS[@]}"; do kill -9 "${PID[v]}" 2>/dev/null; done
+        KILLS=$((KILLS + ${#VICTIMS[@]}))
         what="kill -9 at ${at}s"
     else
         while alive "$victim" && kill -0 "$LPID" 2>/dev/null; do sleep 0.02; done
@@ -225,8 +226,15 @@ declare -A FP_BY_POINT=()
 for ((c = 1; c <= CYCLES; c++)); do
     victim=1
     ((N > 1)) && victim=$((RANDOM % N + 1))
-    how=kill
-    ((FAILPOINTS && RANDOM % 3 == 0)) && how=failpoint
+    # kill: kill -9 the victim; failpoint: it dies at an armed point; again: kill -9, and
+    # once more while it recovers; all (cluster): kill -9 every node at once.
+    how=kill r=$((RANDOM % 12))
+    if ((FAILPOINTS && r < 4)); then how=failpoint
+    elif ((r == 4)); then how=again
+    elif ((N > 1 && r == 5)); then how=all
+    fi
+    VICTIMS=("$victim") label="node $victim"
+    [[ $how == all ]] && VICTIMS=($(seq 1 "$N")) label="all nodes"
     if [[ $how == failpoint ]]; then
         # Arm a random point: crash at a random hit (mostly), or with a small probability.
         point=${POINTS[RANDOM % ${#POINTS[@]}]}
@@ -241,11 +249,20 @@ for ((c = 1; c <= CYCLES; c++)); do
     LPID=$!
     tc=$(now)
     crash_victim 2>/dev/null   # bash's "Killed" notices; failures go to fd 3
-    reap "$victim"
+    for v in "${VICTIMS[@]}"; do reap "$v"; done
     sleep "$(rand_s 0 0.3)"
     tr=$(now)
-    start_node "$victim"
-    serve_wait || fail "cycle $c: node $victim did not serve again"
+    for v in "${VICTIMS[@]}"; do start_node "$v"; done
+    if [[ $how == again ]]; then
+        # A crash during recovery: the WAL replay, the join, the first requests.
+        sleep "$(rand_s 0 0.4)"
+        what+=", again $(elapsed "$tr")s into its restart"
+        kill -9 "${PID[victim]}" 2>/dev/null; KILLS=$((KILLS + 1))
+        reap "$victim" 2>/dev/null
+        tr=$(now)
+        start_node "$victim"
+    fi
+    serve_wait || fail "cycle $c: $label did not serve again"
     rec=$(elapsed "$tr")
     wait "$LPID"; lst=$?; LPID=""
     ((lst == 0)) || fail "cycle $c: load failed ($lst): $(tail -n 3 "$TMP/load.err")"
@@ -255,8 +272,8 @@ for ((c = 1; c <= CYCLES; c++)); do
     acked=$(field "$load" acked) unknown=$(field "$load" unknown) unav=$(field "$load" unavailable)
     verified=$(field "$vout" verified) lost=$(field "$vout" lost) wrong=$(field "$vout" wrong)
     doubt=$(field "$vout" in_doubt)
-    printf 'cycle %d/%d node %d: %s; load acked=%s unknown=%s unavailable=%s; recovery %ss; verify verified=%s lost=%s wrong=%s in_doubt=%s\n' \
-        "$c" "$CYCLES" "$victim" "$what" "$acked" "$unknown" "$unav" "$rec" "${verified:-?}" \
+    printf 'cycle %d/%d %s: %s; load acked=%s unknown=%s unavailable=%s; recovery %ss; verify verified=%s lost=%s wrong=%s in_doubt=%s\n' \
+        "$c" "$CYCLES" "$label" "$what" "$acked" "$unknown" "$unav" "$rec" "${verified:-?}" \
         "${lost:-?}" "${wrong:-?}" "${doubt:-?}"
     TOT_ACKED=$((TOT_ACKED + ${acked:-0})) TOT_UNKNOWN=$((TOT_UNKNOWN + ${unknown:-0}))
     TOT_VERIFIED=$((TOT_VERIFIED + ${verified:-0})) TOT_LOST=$((TOT_LOST + ${lost:-0}))
