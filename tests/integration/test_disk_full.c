@@ -8,7 +8,10 @@
  * (3) Values are derived from the key index, so every acknowledged write is checked by
  *     recomputing its value; a write answered anything but OK counts as not acknowledged.
  * (4) kvd runs with write_buffer_mb = 1, so it refuses writes once less than 2 MiB would
- *     stay free (storage/store.h (5)) and the tmpfs fills in seconds. */
+ *     stay free (storage/store.h (5)) and the tmpfs fills in seconds.
+ * (5) The cluster case puts node 3 alone on a second tmpfs and fills that with a file (space
+ *     taken by someone else): node 3's refusals must reach the coordinator as errors, never
+ *     as acks. */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -19,9 +22,11 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 #include <kv/client.h>
+#include "tests/integration/cluster_fixture.h"
 #include "tests/integration/harness.h"
 
 #define TMPFS_SIZE "size=64m"
@@ -32,6 +37,7 @@
 #define RESUME_LIMIT_S 10.0
 
 static char g_mnt[64];               /* the tmpfs mount point ("" when not mounted) */
+static char g_mnt3[64];              /* node 3's, for the cluster case */
 static char g_data[128], g_ballast[128];
 static struct kvd_proc g_node;
 static unsigned char *g_acked;       /* g_acked[i]: "fill:i" was acknowledged */
@@ -92,7 +98,7 @@ static char *health(int *code)
     return body;
 }
 
-static double metric(const char *series)
+static double node_metric(const char *series)
 {
     double v = -1;
     ck_assert_msg(kvd_metric(&g_node, series, &v) == 0, "no metric %s", series);
@@ -207,8 +213,8 @@ START_TEST(test_a_full_disk_refuses_writes_keeps_reads_and_resumes_without_resta
                   "/health while full: %s", h);
     fprintf(stderr, "disk_full: /health: %s", h);
     free(h);
-    ck_assert(metric("kvd_store_writes_refused{reason=\"nospace\"}") == 1);
-    ck_assert(metric("kvd_store_write_errors_total") >= 1);
+    ck_assert(node_metric("kvd_store_writes_refused{reason=\"nospace\"}") == 1);
+    ck_assert(node_metric("kvd_store_write_errors_total") >= 1);
 
     /* The status request (what kvctl status shows) says it too. */
     struct kvc_cluster_status cs;
@@ -273,8 +279,8 @@ START_TEST(test_a_full_disk_refuses_writes_keeps_reads_and_resumes_without_resta
     ck_assert_ptr_nonnull(gen);
     ck_assert_msg(strtoull(gen + 13, NULL, 10) == generation, "kvd restarted: %s", h);
     free(h);
-    ck_assert(metric("kvd_store_writes_refused{reason=\"nospace\"}") == 0);
-    ck_assert(metric("kvd_store_write_resumes_total") >= 1);
+    ck_assert(node_metric("kvd_store_writes_refused{reason=\"nospace\"}") == 0);
+    ck_assert(node_metric("kvd_store_write_resumes_total") >= 1);
     ck_assert_int_eq(kvc_cluster_status(c, &cs, &err), KVC_OK);
     ck_assert_str_eq(cs.self_storage, "");
     kvc_cluster_status_free(&cs);
@@ -291,18 +297,127 @@ START_TEST(test_a_full_disk_refuses_writes_keeps_reads_and_resumes_without_resta
 }
 END_TEST
 
+/* Fills the filesystem of dir with one file until about `leave` bytes stay free. */
+static void fill_leaving(const char *dir, const char *path, uint64_t leave)
+{
+    struct statvfs vfs;
+    ck_assert_int_eq(statvfs(dir, &vfs), 0);
+    uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+    ck_assert_uint_gt(avail, leave);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ck_assert_int_ge(fd, 0);
+    static char buf[1 << 16];
+    memset(buf, 0xcd, sizeof buf);
+    for (uint64_t left = avail - leave; left > 0;) {
+        size_t n = left < sizeof buf ? (size_t)left : sizeof buf;
+        ssize_t w = write(fd, buf, n);
+        ck_assert_msg(w > 0, "filler: %s", strerror(errno));
+        left -= (uint64_t)w;
+    }
+    close(fd);
+}
+
+static int put_cl(const struct kvd_proc *p, const char *k, enum kvc_consistency cl,
+                  struct kvc_err *err)
+{
+    struct kvc_client *c = client_at(p);
+    struct kvc_call call = {.consistency = cl};
+    int rc = kvc_put(c, k, strlen(k), k, strlen(k), &call, err);
+    kvc_close(c);
+    return rc;
+}
+
+START_TEST(test_a_replica_with_a_full_disk_answers_an_error_never_an_ack)
+{
+    char data3[128], filler[128];
+    snprintf(data3, sizeof data3, "%s/db", g_mnt3);
+    snprintf(filler, sizeof filler, "%s/filler", g_mnt3);
+    const char *node3[] = {"--data-dir", data3, "--write-buffer-mb", "1", NULL};
+    const char *const *more[] = {NULL, NULL, node3};
+    start_nodes(3, more);
+    struct kvd_proc *n1 = &g_nodes[0], *n3 = &g_nodes[2];
+    put_at(n1, "before", "before", KVC_CL_ALL);
+    ck_assert_int_eq(local_get(n3, "before", "before"), KVC_OK);
+
+    fill_leaving(g_mnt3, filler, 1u << 20);      /* under node 3's 2 MiB reserve */
+    usleep(300 * 1000);          /* node 3 trusts its last free-space answer for 100 ms */
+    struct kvc_err err;
+    /* ALL needs node 3's ack: the write must fail, naming node 3's full disk. Nodes 1 and 2
+     * did apply it, so the coordinator may call the outcome unknown (TIMEOUT) rather than
+     * "not applied" (NOSPACE); it must never call it a success. */
+    int rc = put_cl(n1, "all-full", KVC_CL_ALL, &err);
+    fprintf(stderr, "disk_full: cluster: put at ALL with node 3 full: %s (%s)\n",
+            kvc_status_name(rc), err.msg);
+    ck_assert_msg(rc == KVC_NOSPACE || rc == KVC_TIMEOUT, "put at ALL: %s (%s)",
+                  kvc_status_name(rc), err.msg);
+    ck_assert_msg(strstr(err.msg, "replica 3") && strstr(err.msg, "No space"),
+                  "the error names node 3's full disk: %s", err.msg);
+    /* QUORUM is met by nodes 1 and 2; node 3 has nothing of it. */
+    ck_assert_int_eq(put_cl(n1, "quorum-full", KVC_CL_QUORUM, &err), KVC_OK);
+    ck_assert_int_eq(local_get(&g_nodes[1], "quorum-full", "quorum-full"), KVC_OK);
+    ck_assert_int_eq(local_get(n3, "quorum-full", NULL), KVC_NOT_FOUND);
+    /* Node 3 still reads, and says why it refuses writes. */
+    ck_assert_int_eq(local_get(n3, "before", "before"), KVC_OK);
+    char *body = NULL;
+    ck_assert_int_eq(kvd_http_get(n3, "/health", &body), 200);
+    ck_assert_msg(strstr(body, "writes refused: disk full"), "node 3 /health: %s", body);
+    free(body);
+    ck_assert(metric(n3, "kvd_store_writes_refused{reason=\"nospace\"}") == 1);
+    ck_assert(metric(n1, "kvd_store_writes_refused{reason=\"nospace\"}") == 0);
+
+    /* Space back on node 3: ALL succeeds again, no restart. */
+    pid_t pid3 = n3->pid;
+    ck_assert_int_eq(unlink(filler), 0);
+    uint64_t t0 = now_ms();
+    while ((rc = put_cl(n1, "all-after", KVC_CL_ALL, &err)) != KVC_OK && now_ms() - t0 < 10000)
+        usleep(200 * 1000);
+    ck_assert_msg(rc == KVC_OK, "put at ALL after freeing: %s (%s)", kvc_status_name(rc),
+                  err.msg);
+    fprintf(stderr, "disk_full: cluster: ALL writes back %llu ms after freeing node 3's disk\n",
+            (unsigned long long)(now_ms() - t0));
+    ck_assert_int_eq(n3->pid, pid3);
+    ck_assert_int_eq(local_get(n3, "all-after", "all-after"), KVC_OK);
+    stop_all();
+}
+END_TEST
+
 /* (1): everything main() set up goes away, whatever the test did. */
+static void unmount(char *dir)
+{
+    if (!dir[0])
+        return;
+    if (umount(dir) != 0 && umount2(dir, MNT_DETACH) != 0)
+        fprintf(stderr, "disk_full: could not unmount %s: %s\n", dir, strerror(errno));
+    rmdir(dir);
+    dir[0] = '\0';
+}
+
 static void teardown_all(void)
 {
     kvd_cleanup(&g_node);
+    stop_all();
     free(g_acked);
     g_acked = NULL;
-    if (g_mnt[0]) {
-        if (umount(g_mnt) != 0 && umount2(g_mnt, MNT_DETACH) != 0)
-            fprintf(stderr, "disk_full: could not unmount %s: %s\n", g_mnt, strerror(errno));
-        rmdir(g_mnt);
-        g_mnt[0] = '\0';
+    unmount(g_mnt);
+    unmount(g_mnt3);
+}
+
+/* Mounts a fresh tmpfs of TMPFS_SIZE on a new temporary directory; 0 or -1 (dir ""). */
+static int mount_tmpfs(char *dir)
+{
+    strcpy(dir, "/tmp/kvd-diskfull-XXXXXX");
+    if (!mkdtemp(dir)) {
+        fprintf(stderr, "disk_full: mkdtemp: %s\n", strerror(errno));
+        dir[0] = '\0';
+        return -1;
     }
+    if (mount("tmpfs", dir, "tmpfs", 0, TMPFS_SIZE) != 0) {
+        fprintf(stderr, "disk_full: cannot mount a tmpfs: %s\n", strerror(errno));
+        rmdir(dir);
+        dir[0] = '\0';
+        return -1;
+    }
+    return 0;
 }
 
 int main(void)
@@ -311,14 +426,9 @@ int main(void)
         fprintf(stderr, "disk_full: skipped: needs root to mount a tmpfs\n");
         return 77;
     }
-    strcpy(g_mnt, "/tmp/kvd-diskfull-XXXXXX");
-    if (!mkdtemp(g_mnt)) {
-        fprintf(stderr, "disk_full: skipped: mkdtemp: %s\n", strerror(errno));
-        return 77;
-    }
-    if (mount("tmpfs", g_mnt, "tmpfs", 0, TMPFS_SIZE) != 0) {
-        fprintf(stderr, "disk_full: skipped: cannot mount a tmpfs: %s\n", strerror(errno));
-        rmdir(g_mnt);
+    if (mount_tmpfs(g_mnt) != 0 || mount_tmpfs(g_mnt3) != 0) {
+        unmount(g_mnt);
+        fprintf(stderr, "disk_full: skipped: no tmpfs\n");
         return 77;
     }
     snprintf(g_data, sizeof g_data, "%s/db", g_mnt);
@@ -328,6 +438,7 @@ int main(void)
     TCase *tc = tcase_create("disk_full");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_a_full_disk_refuses_writes_keeps_reads_and_resumes_without_restart);
+    tcase_add_test(tc, test_a_replica_with_a_full_disk_answers_an_error_never_an_ack);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);      /* (1): failures come back to main */
