@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # scripts/deps.sh -- installs kvd's build and test dependencies (Debian 12) when missing.
-# Usage: scripts/deps.sh [build|test]   (test adds the tools only the suite needs)
+# Usage: scripts/deps.sh [build|test|fuzz]   (test adds the tools only the suite needs;
+# fuzz adds clang and its libFuzzer runtime for scripts/fuzz.sh, which nothing else needs)
 set -euo pipefail
 pkgs=(cmake make gcc g++ pkg-config protobuf-c-compiler libprotobuf-c-dev librocksdb-dev
       libuv1-dev liblz4-dev libxxhash-dev libinih-dev libmicrohttpd-dev libjansson-dev check)
 if [ "${1:-build}" = test ]; then
   pkgs+=(curl iproute2 iptables procps)
+fi
+if [ "${1:-build}" = fuzz ]; then
+  pkgs+=(clang libclang-rt-14-dev)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
