@@ -3,10 +3,16 @@
  * (1) Loop thread only, except run()'s work function (a libuv worker) and the store's
  *     commit callback, which touches only its own struct cio_write and posts it to the
  *     loop (kv_server_post_done); done callbacks always run on the loop.
- * (2) A message to self is packed at send time and delivered, unpacked, from a uv_idle
- *     callback: never inside send() (io.h (2)). Each idle callback delivers only what was
- *     queued before it started, so a message sent during delivery waits for the next
- *     loop iteration (no livelock, other I/O keeps being served).
+ * (2) A message to self is packed at send time onto one reused byte queue (no allocation
+ *     per message) and delivered later, unpacked into the io's own arena (no allocation,
+ *     freed by the next unpack): never inside send() (io.h (2)). Delivery runs from the
+ *     server's flush points (kv_cio_deliver, right before output is written, so a reply
+ *     produced by delivery goes out in the same loop iteration) and from a uv_idle
+ *     callback, which keeps the loop from blocking in poll while messages wait. One
+ *     delivery takes at most SELF_ROUNDS rounds, each round only what was queued before
+ *     it started, so a chain of messages to self (request, reply, repair, ack) finishes
+ *     at once but an endless one cannot livelock the loop: the rest waits for the next
+ *     flush point, and other I/O keeps being served.
  * (3) Timer ids are (generation << 32 | slot + 1): a slot's generation changes whenever
  *     its timer fires or is cancelled, so cancelling an id that already fired is a no-op
  *     even when the slot has been reused.
@@ -19,6 +25,7 @@
 #include "cluster/cluster.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "proto/arena.h"
 #include "server/peer.h"
 #include "server/server.h"
 
@@ -32,11 +39,11 @@ struct cio_timer {
     struct cio_timer *next_free;
 };
 
-struct self_msg {
-    struct self_msg *next;
-    size_t len;
-    uint8_t data[];
-};
+/* (2): rounds of self delivery per flush point; request, reply, repair and its ack of one
+ * operation fit. */
+#define SELF_ROUNDS 4u
+/* A drained self queue larger than this (one big scan reply) is freed, not kept. */
+#define SELF_KEEP_BYTES (1u << 20)
 
 struct cio_work {
     uv_work_t w;
@@ -61,8 +68,10 @@ struct kv_cio {
     uint32_t n_timers, cap_timers;
     struct cio_timer *free_timers;
     uv_idle_t idle;
-    bool idle_on, closing;
-    struct self_msg *self_head, *self_tail;
+    bool idle_on, closing, delivering;
+    struct kv_vec self_q;              /* (2) queued: u32 length (host order) | packed bytes */
+    struct kv_vec self_spare;          /* the drained queue, kept for its capacity */
+    struct kv_pb_arena self_arena;     /* the message being delivered lives here */
     uint64_t pending;
     uint64_t rng;
 };
@@ -75,43 +84,64 @@ static void pending_add(struct kv_cio *io, int64_t d)
 
 /* --- messages ---------------------------------------------------------------------------- */
 
-static void on_idle(uv_idle_t *h)
+/* One round (2): detaches the queue, delivers every message in it; what delivery sends
+ * goes to the fresh queue. */
+static void deliver_round(struct kv_cio *io)
 {
-    struct kv_cio *io = h->data;
     struct kv_server *s = io->srv;
-    struct self_msg *m = io->self_head;
-    io->self_head = io->self_tail = NULL;
-    while (m) {
-        struct self_msg *next = m->next;
-        Kv__PeerMessage *pm = kv__peer_message__unpack(NULL, m->len, m->data);
+    struct kv_vec q = io->self_q;
+    io->self_q = io->self_spare;
+    io->self_spare = (struct kv_vec){0};
+    size_t off = 0;
+    while (off + sizeof(uint32_t) <= q.len && !io->closing) {
+        uint32_t len;
+        memcpy(&len, q.ptr + off, sizeof len);
+        off += sizeof len;
+        /* No budget: this node packed these bytes itself, and a page of small records
+         * unpacks to more than kv_pb_arena_budget_for allows hostile input. */
+        kv_pb_arena_begin(&io->self_arena, SIZE_MAX);
+        Kv__PeerMessage *pm = kv__peer_message__unpack(&io->self_arena.pb, len, q.ptr + off);
+        off += len;
         if (pm && s->cluster)
             kv_cluster_on_message(s->cluster, pm);
         else if (!pm)
-            KV_WARN("a message to self did not unpack (%zu bytes)", m->len);
-        if (pm)
-            kv__peer_message__free_unpacked(pm, NULL);
-        free(m);
-        m = next;
+            KV_WARN("a message to self did not unpack (%u bytes)", len);
+        /* The arena keeps pm until the next begin: never *__free_unpacked (arena.h (2)). */
     }
-    if (!io->self_head && io->idle_on) {
+    q.len = 0;
+    if (q.cap > SELF_KEEP_BYTES)
+        kv_vec_free(&q);
+    io->self_spare = q;
+}
+
+void kv_cio_deliver(struct kv_cio *io)
+{
+    if (!io || io->delivering || io->closing)
+        return;
+    io->delivering = true;
+    for (unsigned r = 0; r < SELF_ROUNDS && io->self_q.len && !io->closing; r++)
+        deliver_round(io);
+    io->delivering = false;
+    if (!io->self_q.len && io->idle_on) {
         uv_idle_stop(&io->idle);
         io->idle_on = false;
     }
 }
 
+static void on_idle(uv_idle_t *h) { kv_cio_deliver(h->data); }
+
 static void send_self(struct kv_cio *io, const Kv__PeerMessage *msg)
 {
     size_t len = kv__peer_message__get_packed_size(msg);
-    struct self_msg *m = malloc(sizeof *m + (len ? len : 1));
-    if (!m)
+    if (len > UINT32_MAX || kv_vec_reserve(&io->self_q, sizeof(uint32_t) + len) != 0)
         return;   /* best effort, like any send */
-    m->next = NULL;
-    m->len = kv__peer_message__pack(msg, m->data);
-    if (io->self_tail)
-        io->self_tail->next = m;
-    else
-        io->self_head = m;
-    io->self_tail = m;
+    uint32_t l32 = (uint32_t)len;
+    uint8_t *p = io->self_q.ptr + io->self_q.len;
+    memcpy(p, &l32, sizeof l32);
+    size_t packed = kv__peer_message__pack(msg, p + sizeof l32);
+    if (packed != len)
+        return;   /* cannot happen (protobuf-c packs what it measured); never queue junk */
+    io->self_q.len += sizeof l32 + len;
     kv_metrics_add(&io->srv->metrics.self_msgs, 1);
     if (!io->idle_on) {
         uv_idle_start(&io->idle, on_idle);
@@ -349,6 +379,7 @@ enum kv_status kv_cio_new(struct kv_server *s, struct kv_cio **out, struct kv_er
                (uint64_t)s->cfg.node_id << 52) | 1;
     uv_idle_init(s->loop, &io->idle);
     io->idle.data = io;
+    kv_pb_arena_init(&io->self_arena);
     io->vt = (struct kv_cluster_io){
         .ctx = io, .send = io_send, .send_addr = io_send_addr, .set_addr = io_set_addr,
         .timer_start = io_timer_start, .timer_cancel = io_timer_cancel, .now_ms = io_now_ms,
@@ -371,13 +402,7 @@ void kv_cio_close(struct kv_cio *io)
         uv_close((uv_handle_t *)&io->timers[i]->h, NULL);
     uv_close((uv_handle_t *)&io->idle, NULL);
     io->idle_on = false;
-    struct self_msg *m = io->self_head;
-    io->self_head = io->self_tail = NULL;
-    while (m) {
-        struct self_msg *next = m->next;
-        free(m);
-        m = next;
-    }
+    io->self_q.len = 0;   /* undelivered self messages are dropped */
 }
 
 void kv_cio_free(struct kv_cio *io)
@@ -387,5 +412,8 @@ void kv_cio_free(struct kv_cio *io)
     for (uint32_t i = 0; i < io->n_timers; i++)
         free(io->timers[i]);
     free(io->timers);
+    kv_vec_free(&io->self_q);
+    kv_vec_free(&io->self_spare);
+    kv_pb_arena_destroy(&io->self_arena);
     free(io);
 }

@@ -61,9 +61,12 @@ static void on_done_async(uv_async_t *a) { kv_server_drain_done(a->data); }
 /* Output is batched per loop phase: what poll-phase callbacks (reads, storage
  * completions) produced goes out in the check phase; what timers and self-delivered
  * messages (idle) produced goes out in the prepare phase, right before the loop blocks
- * in poll -- without it such an answer would wait for the next unrelated wake-up. */
+ * in poll -- without it such an answer would wait for the next unrelated wake-up. Both
+ * deliver queued messages to self first (cluster_io.c (2)), so a request whose replica
+ * is this node is answered in the iteration that read it or completed its store call. */
 static void flush_output(struct kv_server *s)
 {
+    kv_cio_deliver(s->cio);   /* first: what self delivery answers goes out now */
     kv_conn_flush_all(s);
     if (s->peers)
         kv_peers_flush(s->peers);
