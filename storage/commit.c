@@ -10,8 +10,9 @@
  *     is never split across two WriteBatches, so its records stay atomic.
  * (3) KV_SYNC_BATCH waits at most batch_delay_us after the oldest queued request for more
  *     to arrive, and stops waiting early once a group reaches GROUP_MAX_REQS or
- *     GROUP_MAX_BYTES; KV_SYNC_ALWAYS and KV_SYNC_NONE never wait (they still group what
- *     queued while the previous write ran).
+ *     GROUP_MAX_BYTES, or once no request arrived for BATCH_QUIET_US (the writers that
+ *     were coming have come: waiting longer only adds latency); KV_SYNC_ALWAYS and
+ *     KV_SYNC_NONE never wait (they still group what queued while the previous write ran).
  * (4) Once closing is set no new request is accepted; the thread commits what is queued
  *     and exits only when the queue is empty, so every accepted callback runs. */
 #include <errno.h>
@@ -26,6 +27,10 @@
 
 #define GROUP_MAX_REQS 4096u
 #define GROUP_MAX_BYTES (16u << 20)
+/* (3): a pause in arrivals this long ends a batch's wait. Below the cost of an fsync, so
+ * the group a closed-loop set of clients forms is not cut early; above the loop's time to
+ * turn a burst of acknowledgements into the next requests. A constant, not a setting. */
+#define BATCH_QUIET_US 100u
 
 struct commit_item {
     const uint8_t *key;
@@ -165,10 +170,14 @@ static void *commit_main(void *arg)
         if (st->sync == KV_SYNC_BATCH && st->batch_delay_us) {
             uint64_t deadline = st->head->enq_ns + (uint64_t)st->batch_delay_us * 1000u;
             struct timespec ts;
-            abs_deadline(&ts, deadline);
-            while (!st->closing && !group_full(st) && kv_clock_mono_ns() < deadline)
-                if (pthread_cond_timedwait(&st->wake, &st->mu, &ts) == ETIMEDOUT)
+            for (;;) {
+                uint64_t now = kv_clock_mono_ns();
+                uint64_t quiet = st->tail->enq_ns + (uint64_t)BATCH_QUIET_US * 1000u;
+                if (st->closing || group_full(st) || now >= deadline || now >= quiet)
                     break;
+                abs_deadline(&ts, quiet < deadline ? quiet : deadline);
+                pthread_cond_timedwait(&st->wake, &st->mu, &ts);
+            }
         }
         struct kv_commit_req *group = do_take_group(st);
         pthread_mutex_unlock(&st->mu);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "common/clock.h"
 #include "common/log.h"
 #include "storage/store.h"
 #include "storage/store_int.h"          /* kv_store__rocks_err, kv_store__note_write */
@@ -814,6 +815,34 @@ START_TEST(test_store_close_runs_the_callbacks_of_pending_async_writes)
 }
 END_TEST
 
+/* commit.c (3): a batch stops waiting once arrivals pause, so a lone write at
+ * sync=batch is not held for the whole batch_delay_us. */
+START_TEST(test_store_a_lone_batch_write_does_not_wait_out_the_batch_delay)
+{
+    char dir[256];
+    fresh_dir(dir, sizeof dir);
+    struct kv_store_opts o;
+    kv_store_opts_default(&o);
+    o.path = dir;
+    o.sync = KV_SYNC_BATCH;
+    o.batch_delay_us = 3000000;          /* 3 s: the old wait */
+    o.now_ms = fake_clock;
+    struct kv_store *st;
+    ck_assert_int_eq(kv_store_open(&o, &st, NULL), KV_OK);
+    for (int i = 0; i < 3; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "lone%d", i);
+        struct kv_write x = mk(k, (struct w){H(1), 1, "v"}, 0);
+        uint64_t t = kv_clock_mono_ns();
+        ck_assert_int_eq(kv_store_write(st, &x, 1, NULL), KV_OK);
+        uint64_t ms = (kv_clock_mono_ns() - t) / 1000000u;
+        ck_assert_msg(ms < 1500, "write %d took %llu ms", i, (unsigned long long)ms);
+    }
+    expect_live(st, "lone2", "v");
+    kv_store_close(st);
+}
+END_TEST
+
 /* Puts raw bytes into the data column family behind the store's back (the store never
  * does: every data value is an encoded record), with plain RocksDB options. */
 static void poke_data_cf(const char *dir, const char *key, const char *bytes, size_t n)
@@ -1094,6 +1123,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_store_every_sync_mode_commits_and_recovers_writes);
     tcase_add_test(tc, test_store_many_concurrent_async_writes_all_complete_with_callbacks);
     tcase_add_test(tc, test_store_close_runs_the_callbacks_of_pending_async_writes);
+    tcase_add_test(tc, test_store_a_lone_batch_write_does_not_wait_out_the_batch_delay);
     tcase_add_test(tc, test_store_an_undecodable_record_is_reported_as_corruption_never_dropped);
     tcase_add_test(tc, test_store_cache_only_reads_answer_ok_or_again_and_never_wrong_data);
     tcase_add_test(tc, test_store_reports_properties_and_approximate_sizes);
