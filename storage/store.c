@@ -272,6 +272,8 @@ static void store_free(struct kv_store *st)
         rocksdb_close(st->db);
     if (st->filter)                      /* only after the DB: compactions use it */
         rocksdb_compactionfilter_destroy(st->filter);
+    if (st->env)                         /* only after the DB: its files live there */
+        rocksdb_env_destroy(st->env);
     if (st->ro)
         rocksdb_readoptions_destroy(st->ro);
     if (st->ro_cache)
@@ -316,6 +318,10 @@ enum kv_status kv_store_open(const struct kv_store_opts *opts, struct kv_store *
                                                                    : DEFAULT_BLOCK_CACHE);
     if (opts->write_buffer_bytes)        /* also the free space needed to resume (5) */
         rocksdb_options_set_write_buffer_size(base, opts->write_buffer_bytes);
+    if (opts->in_memory) {
+        st->env = rocksdb_create_mem_env();
+        rocksdb_options_set_env(base, st->env);
+    }
     rocksdb_options_t *data = rocksdb_options_create_copy(base);
     rocksdb_options_set_merge_operator(data, kv_store__lww_merge_operator()); /* owned */
     st->filter = kv_store__purge_filter(st);

@@ -50,6 +50,9 @@ struct kv_store_opts {
                                            64 MiB. After a full disk, writes resume only
                                            once this much space is free again (5) */
     uint64_t (*now_ms)(void);           /* clock for TTL and purge; NULL = kv_clock_now_ms */
+    bool in_memory;                     /* TEST ONLY (the simulator): every RocksDB file in an
+                                           in-memory env (rocksdb_create_mem_env), gone at
+                                           close; syncs cost nothing. Default false */
 };
 
 /* Fills o with the defaults above (path NULL). */

@@ -24,6 +24,7 @@ struct kv_store {
     rocksdb_readoptions_t *ro_cache;     /* read_tier = block cache only */
     rocksdb_writeoptions_t *wo_sync;
     rocksdb_writeoptions_t *wo_nosync;
+    rocksdb_env_t *env;                  /* opts.in_memory: the mem env, freed after close */
     enum kv_sync sync;
     uint32_t batch_delay_us;
     uint64_t grace_ms;

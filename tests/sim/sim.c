@@ -35,6 +35,7 @@ struct sim {
     struct event **heap;
     size_t heap_len, heap_cap;
     uint64_t sent, dropped;
+    uint64_t digest;                /* sim_digest: every dispatched event folded in */
 };
 
 static uint64_t rng_next(struct sim *s)
@@ -233,12 +234,17 @@ static void io_run(void *ctx, kv_io_fn work, kv_io_fn done, void *arg)
 
 /* --- public -------------------------------------------------------------------------- */
 
+static bool stores_in_memory;
+
+void sim_stores_in_memory(bool on) { stores_in_memory = on; }
+
 struct sim *sim_new(uint64_t seed, int n)
 {
     if (n < 1 || n > SIM_MAX_NODES)
         return NULL;
     struct sim *s = calloc(1, sizeof *s);
     s->rng = seed * 0x9E3779B97F4A7C15ULL + 1;
+    s->digest = 0xcbf29ce484222325ULL;
     s->n = n;
     s->delay_min = 1;
     s->delay_max = 5;
@@ -257,6 +263,9 @@ struct sim *sim_new(uint64_t seed, int n)
         so.path = nd->dir;
         so.sync = KV_SYNC_NONE;
         so.block_cache_bytes = 1 << 20;
+        so.in_memory = stores_in_memory;
+        if (stores_in_memory)           /* small memtables: a sim node stores little */
+            so.write_buffer_bytes = 1 << 20;
         if (kv_store_open(&so, &nd->store, NULL) != KV_OK) {
             sim_free(s);
             return NULL;
@@ -340,11 +349,23 @@ void sim_set_delay(struct sim *s, uint32_t min_ms, uint32_t max_ms)
     s->delay_max = max_ms < min_ms ? min_ms : max_ms;
 }
 
+/* FNV-1a over what identifies an event, so two runs of one seed can be compared. */
+static void digest_add(struct sim *s, const void *p, size_t len)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i < len; i++)
+        s->digest = (s->digest ^ b[i]) * 0x100000001b3ULL;
+}
+
 static void dispatch(struct sim *s, struct event *e)
 {
     struct sim_node *n = &s->nodes[e->node];
     if (e->cancelled || e->incarnation != n->incarnation || !n->target)
         return;
+    uint64_t id[3] = {e->time, (uint64_t)e->type << 32 | e->node, e->len};
+    digest_add(s, id, sizeof id);
+    if (e->msg)
+        digest_add(s, e->msg, e->len);
     switch (e->type) {
     case EV_MSG: {
         Kv__PeerMessage *pm = kv__peer_message__unpack(NULL, e->len, e->msg);
@@ -397,3 +418,5 @@ bool sim_run_until(struct sim *s, bool (*pred)(void *arg), void *arg, uint64_t m
 
 uint64_t sim_messages_sent(const struct sim *s) { return s->sent; }
 uint64_t sim_messages_dropped(const struct sim *s) { return s->dropped; }
+uint64_t sim_digest(const struct sim *s) { return s->digest; }
+void sim_digest_mix(struct sim *s, const void *p, size_t len) { digest_add(s, p, len); }

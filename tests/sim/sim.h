@@ -41,6 +41,10 @@ struct sim_node {
 
 /* n nodes with ids 1..n, each with an open store in a fresh temp directory. */
 struct sim *sim_new(uint64_t seed, int n);
+/* From now on sim_new opens its stores in RocksDB's in-memory env (kv_store_opts.in_memory):
+ * the same records, no disk, no fsync cost. Off by default. A store still lives as long as
+ * its sim, so crashes keep it either way. */
+void sim_stores_in_memory(bool on);
 void sim_free(struct sim *s);          /* frees clusters, closes and removes stores */
 struct sim_node *sim_node(struct sim *s, uint32_t id);
 uint64_t sim_now(const struct sim *s); /* simulated ms since the start */
@@ -72,4 +76,8 @@ bool sim_run_until(struct sim *s, bool (*pred)(void *arg), void *arg, uint64_t m
 /* Counters for assertions. */
 uint64_t sim_messages_sent(const struct sim *s);
 uint64_t sim_messages_dropped(const struct sim *s);
+/* A digest of every event dispatched so far (time, kind, node, message bytes): one seed,
+ * one digest. sim_digest_mix folds in bytes of the caller's own (client results, say). */
+uint64_t sim_digest(const struct sim *s);
+void sim_digest_mix(struct sim *s, const void *p, size_t len);
 #endif
