@@ -13,13 +13,28 @@
  *     an op.
  * (4) A node configured with seeds (other than itself) refuses client requests with
  *     UNAVAILABLE until gossip from another node has arrived: alone it would count itself as
- *     every replica and acknowledge QUORUM writes nobody else has. */
+ *     every replica and acknowledge QUORUM writes nobody else has.
+ * (5) The view is durable: whenever a node's state changes (one joins, its tokens change)
+ *     the whole view is written to KV_CF_META (VIEW_KEY, synced, one write in flight at a
+ *     time, the newest view last), and a restart restores it with every other node down
+ *     until heard from. So a restarted node's ring names the same replicas as before,
+ *     instead of the few nodes whose gossip arrived first: two restarted nodes that heard
+ *     only from each other formed a two-node ring and answered LINEARIZABLE reads from it,
+ *     stale (kvsim --seed 21 --bug hint-ack, before this fix). A restored view with other
+ *     nodes also makes the node refuse client requests as in (4) until gossip arrives, seeds
+ *     or not: a cluster's first node often has no seed but itself, and restarted it counted
+ *     itself as every replica (kvsim --seed 25). has_seeds then means "must join first". */
 #include "cluster/internal.h"
 #include <stdlib.h>
 #include <string.h>
 #include "common/log.h"
 
 /* --- small helpers ------------------------------------------------------------------- */
+
+#define VIEW_KEY "cluster/view"         /* (5): a packed Kv__Gossip of the whole view */
+
+static void save_view(struct kv_cluster *c);
+static void restore_view(struct kv_cluster *c);
 
 static char *str_dup(const char *s)
 {
@@ -315,8 +330,10 @@ static void on_member_change(void *arg, uint32_t id, bool state_changed, bool up
     struct kv_cluster *c = arg;
     if (c->freeing || !c->members)
         return;
-    if (state_changed)
+    if (state_changed) {
         rebuild_ring(c);
+        save_view(c);
+    }
     if (up_changed && kv_members_is_up(c->members, id))
         kv_hint_on_up(c, id);
 }
@@ -452,6 +469,8 @@ enum kv_status kv_cluster_new(const struct kv_cluster_opts *o, const struct kv_c
     if (st == KV_OK)
         st = make_members(c, err);
     if (st == KV_OK)
+        restore_view(c);
+    if (st == KV_OK)
         st = kv_hint_init(c, err);
     if (st != KV_OK) {
         kv_cluster_free(c);
@@ -508,6 +527,97 @@ void kv_cluster_free(struct kv_cluster *c)
 }
 
 /* --- messages (1) -------------------------------------------------------------------- */
+
+/* (5): the durable view, written off the cluster thread, one write at a time. */
+struct view_job {
+    struct kv_cluster__job hdr;     /* first: internal.h (2) */
+    struct kv_cluster *c;           /* for done only (the cluster thread) */
+    struct kv_store *store;
+    uint8_t *buf;
+    size_t len;
+    bool again;                     /* the view changed while this one was being written */
+};
+
+static void view_drop(struct kv_cluster__job *hdr)
+{
+    struct view_job *j = (struct view_job *)hdr;
+    free(j->buf);
+    free(j);
+}
+
+static void view_work(void *arg)
+{
+    struct view_job *j = arg;
+    struct kv_err err = {0};
+    if (kv_store_raw_put(j->store, KV_CF_META, kv_slice_str(VIEW_KEY),
+                         kv_slice_of(j->buf, j->len), true, &err) != KV_OK)
+        KV_WARN("cluster: could not save the membership view: %s", err.msg);
+}
+
+static void view_done(void *arg)
+{
+    struct view_job *j = arg;
+    struct kv_cluster *c = j->c;
+    bool again = j->again;
+    kv_cluster__job_remove(&j->hdr);
+    view_drop(&j->hdr);
+    if (again)
+        save_view(c);
+}
+
+static void save_view(struct kv_cluster *c)
+{
+    for (struct kv_cluster__job *q = c->jobs.next; q != &c->jobs; q = q->next)
+        if (q->drop == view_drop) {
+            ((struct view_job *)q)->again = true;
+            return;
+        }
+    size_t n = kv_members_count(c->members);
+    Kv__Gossip g = KV__GOSSIP__INIT;
+    g.nodes = malloc((n ? n : 1) * sizeof *g.nodes);
+    struct view_job *j = calloc(1, sizeof *j);
+    if (!g.nodes || !j) {
+        free(g.nodes);
+        free(j);
+        KV_ERROR("cluster: out of memory saving the membership view");
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        g.nodes[i] = (Kv__NodeState *)kv_members_at(c->members, i);
+    g.n_nodes = n;
+    j->len = kv__gossip__get_packed_size(&g);
+    j->buf = malloc(j->len ? j->len : 1);
+    if (!j->buf) {
+        free(g.nodes);
+        free(j);
+        KV_ERROR("cluster: out of memory saving the membership view");
+        return;
+    }
+    kv__gossip__pack(&g, j->buf);
+    free(g.nodes);
+    j->c = c;
+    j->store = c->store;
+    kv_cluster__job_add(c, &j->hdr, view_drop);
+    c->io.run(c->io.ctx, view_work, view_done, j);
+}
+
+/* (5): the view saved before a restart, its other nodes down until heard from. */
+static void restore_view(struct kv_cluster *c)
+{
+    struct kv_buf b = {0};
+    if (kv_store_raw_get(c->store, KV_CF_META, kv_slice_str(VIEW_KEY), &b, NULL) != KV_OK)
+        return;
+    Kv__Gossip *g = kv__gossip__unpack(NULL, b.len, b.ptr);
+    if (!g) {
+        KV_WARN("cluster: the saved membership view does not decode; starting without it");
+    } else {
+        kv_members_restore(c->members, g);
+        if (kv_members_count(c->members) > 1)
+            c->has_seeds = true;
+        kv__gossip__free_unpacked(g, NULL);
+    }
+    kv_buf_free(&b);
+}
 
 static bool records_ok(const struct kv_cluster *c, Kv__Record *const *r, size_t n)
 {

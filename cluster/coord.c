@@ -722,7 +722,9 @@ static struct point_op *point_start(struct kv_cluster *c, struct kv_slice key,
     op->alive_mask = kv_coord_alive_mask(c, ids, n);
     struct kv_cluster_result r;
     memset(&r, 0, sizeof r);
-    if (kv_coord_check_alive(c, &op->nd, ids, n, op->alive_mask, &r) != KV_OK) {
+    /* TEST ONLY (cluster.h debug_hint_counts_as_ack): the down replicas count too. */
+    uint32_t counted = c->o.debug_hint_counts_as_ack ? (1u << n) - 1 : op->alive_mask;
+    if (kv_coord_check_alive(c, &op->nd, ids, n, counted, &r) != KV_OK) {
         if (!sloppy_allowed(c, level, ids, n, op->alive_mask)) {
             free(op);
             kv_coord_answer_later(c, cb, arg, &r);

@@ -472,6 +472,25 @@ void kv_members_on_gossip(struct kv_members *m, uint32_t from, const Kv__Gossip 
     fire_changes(m);
 }
 
+void kv_members_restore(struct kv_members *m, const Kv__Gossip *g)
+{
+    for (size_t i = 0; g && i < g->n_nodes; i++) {
+        const Kv__NodeState *s = g->nodes[i];
+        if (!s || valid_state(s) || find_peer(m, s->id))
+            continue;
+        Kv__NodeState *c = copy_state(s);
+        struct peer *p = c ? insert_peer(m, c) : NULL;   /* insert_peer frees c on failure */
+        if (!p) {
+            KV_ERROR("members: out of memory restoring node %u", s->id);
+            continue;
+        }
+        p->up = false;              /* (2): up only once a newer heartbeat arrives */
+        kv_phi_init(&p->phi, m->io.mono_ms(m->io.ctx), (double)m->interval_ms);
+        if (m->io.set_addr && c->addr && c->addr[0])
+            m->io.set_addr(m->io.ctx, c->id, c->addr);
+    }
+}
+
 void kv_members_set_load(struct kv_members *m, uint64_t load_bytes, uint64_t hints_pending)
 {
     Kv__NodeState *me = self_peer(m)->st;

@@ -66,6 +66,12 @@ void kv_members_start(struct kv_members *m);
  * when a node's address is first learned or changes. */
 void kv_members_on_gossip(struct kv_members *m, uint32_t from, const Kv__Gossip *g);
 
+/* Adds the states of g (borrowed) for ids the view does not hold yet, as peers that are
+ * down until a newer heartbeat of theirs arrives: what a node remembered of its cluster
+ * before a restart (cluster.c (5)). Invalid states and self's id are skipped; no
+ * on_change runs (the caller rebuilds what depends on the view). */
+void kv_members_restore(struct kv_members *m, const Kv__Gossip *g);
+
 /* Updates self's load figures (carried in the next heartbeat). */
 void kv_members_set_load(struct kv_members *m, uint64_t load_bytes, uint64_t hints_pending);
 
