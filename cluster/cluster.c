@@ -254,6 +254,11 @@ static struct kv_coord_op *op_find(const struct kv_cluster *c, uint64_t id)
     return NULL;
 }
 
+struct kv_coord_op *kv_cluster__op_find(const struct kv_cluster *c, uint64_t id)
+{
+    return op_find(c, id);
+}
+
 static void op_timer_fired(void *arg)
 {
     struct kv_coord_op *op = arg;

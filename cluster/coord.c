@@ -29,8 +29,10 @@
  *     for the replicas (Dynamo's sloppy quorum, with the coordinator as the fallback node):
  *     a write is sent as a ReplicaWrite to itself (the replica path: acked once durable) and
  *     a hint of it is stored for every natural replica; that one fallback ack is the ack ONE
- *     needs. When a hint would exceed the hint bounds the write is refused UNAVAILABLE before
- *     anything is sent or stored, since its copy could then never reach the replicas. A read
+ *     needs, and the answer also waits until every hint is durable, so a crash after the OK
+ *     cannot keep the write from the replicas (a hint that fails to store turns the answer
+ *     into TIMEOUT: the copy exists, but may never reach them). When a hint would exceed the
+ *     hint bounds the write is refused UNAVAILABLE before anything is sent or stored. A read
  *     reads the coordinator's own store, which may be stale or NOT_FOUND: that is ONE. The
  *     answer says so (result.sloppy, alive 0; stats sloppy_writes, sloppy_reads). The copy
  *     stays in the coordinator's data column family for a key it does not own: scans ask only
@@ -270,6 +272,8 @@ struct point_op {
     struct kv_coord_op hdr;
     bool is_read, answered, repairing, hinted_any;
     bool sloppy;            /* (7): rep[0] is this node, standing in for natural[] */
+    bool hint_failed;       /* (7): a hint of the fallback copy was not stored */
+    uint32_t hints_waiting; /* (7): hints of the fallback copy not yet durable */
     uint32_t natural[KV_RING_MAX_RF];
     size_t n_natural;
     enum kv_level level;
@@ -425,10 +429,12 @@ static void write_progress(struct point_op *op)
     if (op->hdr.c->o.debug_hint_counts_as_ack)     /* TEST ONLY: the bug cluster.h names */
         for (size_t i = 0; i < op->n; i++)
             ok |= (uint32_t)op->rep[i].hinted << i;
+    bool hints_done = op->hints_waiting == 0;       /* always, unless sloppy (7) */
     if (!op->answered) {
-        if (kv_coord_need_met(&op->nd, op->n, ok)) {
+        if (kv_coord_need_met(&op->nd, op->n, ok) && hints_done && !op->hint_failed) {
             write_answer_ok(op);
-        } else if (!kv_coord_need_met(&op->nd, op->n, ok | sent)) {
+        } else if (!kv_coord_need_met(&op->nd, op->n, ok | sent) ||
+                   (hints_done && op->hint_failed)) {
             struct kv_cluster_result r;
             if (!ok && !sent && !op->hinted_any) {
                 base_result(op, &r, op->first_err);
@@ -443,8 +449,28 @@ static void write_progress(struct point_op *op)
             answer(op, &r);
         }
     }
-    if (!sent)
+    if (!sent && hints_done)
         write_finish(op);
+}
+
+/* (7): a hint of a sloppy write's fallback copy is durable (ok) or failed. A hint of an op
+ * that already timed out finds it gone. */
+static void sloppy_hint_stored(struct kv_cluster *c, uint64_t op_id, bool ok)
+{
+    struct kv_coord_op *hdr = kv_cluster__op_find(c, op_id);
+    if (!hdr || hdr->vt != &point_vt)
+        return;
+    struct point_op *op = (struct point_op *)hdr;
+    if (!op->sloppy || !op->hints_waiting)
+        return;
+    op->hints_waiting--;
+    if (!ok && !op->hint_failed) {
+        op->hint_failed = true;
+        if (op->first_err == KV_OK)
+            snprintf(op->first_msg, sizeof op->first_msg,
+                     "a hint of the fallback copy could not be stored");
+    }
+    write_progress(op);
 }
 
 static bool write_reply(struct point_op *op, struct rep *rp, const Kv__PeerMessage *m)
@@ -804,8 +830,15 @@ void kv_coord_write(struct kv_cluster *c, struct kv_slice key, struct kv_slice v
             kv_coord_answer_later(c, cb, arg, &r);
             return;
         }
-        for (size_t i = 0; i < op->n_natural; i++)
-            kv_hint_add(c, op->natural[i], rec);
+        for (size_t i = 0; i < op->n_natural; i++) {
+            if (kv_hint_add_notify(c, op->natural[i], rec, sloppy_hint_stored, op->hdr.id)) {
+                op->hints_waiting++;
+            } else if (!op->hint_failed) {
+                op->hint_failed = true;
+                snprintf(op->first_msg, sizeof op->first_msg,
+                         "a hint of the fallback copy could not be stored");
+            }
+        }
         op->hinted_any = true;
     }
     /* Every alive replica, self included, through the same send path; a hint for every

@@ -18,6 +18,8 @@
  *     numbers come after every stored one). Durable counts are signed: a replay may read
  *     and delete a hint whose store completed on the storage thread before its done
  *     callback counted it, so a count may dip below zero for a moment and still nets out.
+ *     kv_hint_add_notify tells its caller when that synced write is done (a sloppy write is
+ *     acknowledged only once its hints are durable).
  * (4) Replay is ack-bound and one batch per target at a time: read up to HINT_BATCH hints
  *     (and KV_CLUSTER__MSG_BUDGET bytes), send them as one ReplicaWrite with is_hint, and
  *     delete them only after the target acked; no ack within the timeout leaves them for the
@@ -164,6 +166,8 @@ struct store_job {
     size_t len;
     enum kv_status st;
     struct kv_err err;
+    kv_hint_stored_fn stored;       /* kv_hint_add_notify: told when the store is done */
+    uint64_t stored_id;
 };
 
 static void store_job_free(struct store_job *j)
@@ -193,6 +197,8 @@ static void store_done(void *arg)
         c->stats.hints_dropped++;
     }
     settle(c, j->target, HINT_KEY_LEN + j->len, j->st == KV_OK);
+    if (j->stored)
+        j->stored(c, j->stored_id, j->st == KV_OK);
     store_job_free(j);
 }
 
@@ -233,21 +239,27 @@ bool kv_hint_room(struct kv_cluster *c, const uint32_t *targets, size_t n, const
 
 void kv_hint_add(struct kv_cluster *c, uint32_t target, const Kv__Record *r)
 {
+    kv_hint_add_notify(c, target, r, NULL, 0);
+}
+
+bool kv_hint_add_notify(struct kv_cluster *c, uint32_t target, const Kv__Record *r,
+                        kv_hint_stored_fn stored, uint64_t op_id)
+{
     struct kv_hints *h = c->hints;
     struct hint_node *n = node_get(h, target, true);
     size_t len = kv__record__get_packed_size(r);
     uint64_t bytes = HINT_KEY_LEN + len;
     if (!n) {
         drop_hint(c, NULL, target, "out of memory");
-        return;
+        return false;
     }
     if (pos(n->count) + n->inflight >= c->o.max_hints_per_node) {
         drop_hint(c, n, target, "max_hints_per_node reached");
-        return;
+        return false;
     }
     if (pos(h->total_bytes) + h->inflight_bytes + bytes > c->o.max_hint_bytes) {
         drop_hint(c, n, target, "max_hint_bytes reached");
-        return;
+        return false;
     }
     struct store_job *j = calloc(1, sizeof *j);
     if (j)
@@ -255,7 +267,7 @@ void kv_hint_add(struct kv_cluster *c, uint32_t target, const Kv__Record *r)
     if (!j || !j->val) {
         free(j);
         drop_hint(c, n, target, "out of memory");
-        return;
+        return false;
     }
     kv__record__pack(r, j->val);
     j->len = len;
@@ -267,9 +279,11 @@ void kv_hint_add(struct kv_cluster *c, uint32_t target, const Kv__Record *r)
     n->inflight_bytes += bytes;
     h->inflight++;
     h->inflight_bytes += bytes;
+    j->stored = stored;
+    j->stored_id = op_id;
     if (h->ready) {
         store_launch(c, j);
-        return;
+        return true;
     }
     if (h->n_queue == h->cap_queue) {
         size_t cap = h->cap_queue ? h->cap_queue * 2 : 16;
@@ -278,12 +292,13 @@ void kv_hint_add(struct kv_cluster *c, uint32_t target, const Kv__Record *r)
             store_job_free(j);
             settle(c, target, bytes, false);
             drop_hint(c, n, target, "out of memory");
-            return;
+            return false;
         }
         h->queue = q;
         h->cap_queue = cap;
     }
     h->queue[h->n_queue++] = j;
+    return true;
 }
 
 /* --- replay (4) ----------------------------------------------------------------------- */

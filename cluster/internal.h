@@ -62,6 +62,8 @@ struct kv_coord_op {
 void kv_cluster__op_add(struct kv_cluster *c, struct kv_coord_op *op);
 void kv_cluster__op_remove(struct kv_cluster *c, struct kv_coord_op *op);
 void kv_cluster__op_rekey(struct kv_cluster *c, struct kv_coord_op *op);
+/* The op with this id, or NULL when it is gone (1). */
+struct kv_coord_op *kv_cluster__op_find(const struct kv_cluster *c, uint64_t id);
 /* Starts op's timer (cancelling any running one); timeout then runs vt->timeout. */
 void kv_cluster__op_timer(struct kv_coord_op *op, uint64_t ms);
 void kv_cluster__op_timer_cancel(struct kv_coord_op *op);
@@ -197,6 +199,13 @@ void kv_hint_start(struct kv_cluster *c);   /* rebuilds counts, then ticks */
 void kv_hint_free(struct kv_cluster *c);
 /* Stores a hint of r (copied) for node target, subject to the bounds in opts. */
 void kv_hint_add(struct kv_cluster *c, uint32_t target, const Kv__Record *r);
+/* kv_hint_add that reports the hint's store: false when it was not accepted (nothing will
+ * be reported); else stored(c, op_id, ok) runs once its synced write is done (ok) or failed,
+ * from a storage completion, never within this call, and not at all when the cluster is
+ * freed first. */
+typedef void (*kv_hint_stored_fn)(struct kv_cluster *c, uint64_t op_id, bool ok);
+bool kv_hint_add_notify(struct kv_cluster *c, uint32_t target, const Kv__Record *r,
+                        kv_hint_stored_fn stored, uint64_t op_id);
 /* Whether a hint of r for each of targets[0..n) would be accepted now (within the bounds;
  * the store itself may still fail later). */
 bool kv_hint_room(struct kv_cluster *c, const uint32_t *targets, size_t n, const Kv__Record *r);
