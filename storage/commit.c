@@ -14,7 +14,11 @@
  *     were coming have come: waiting longer only adds latency); KV_SYNC_ALWAYS and
  *     KV_SYNC_NONE never wait (they still group what queued while the previous write ran).
  * (4) Once closing is set no new request is accepted; the thread commits what is queued
- *     and exits only when the queue is empty, so every accepted callback runs. */
+ *     and exits only when the queue is empty, so every accepted callback runs.
+ * (5) A request holding a replace_corrupt write (store.h) is committed in a WriteBatch of
+ *     its own, after everything queued before it: its read of the key then sees every
+ *     earlier write, and being the only writer, nothing can land between that read and
+ *     the replacing Put. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +41,7 @@ struct commit_item {
     size_t key_len;
     const uint8_t *val;                  /* encoded record */
     size_t val_len;
+    bool replace;                        /* kv_write.replace_corrupt */
 };
 
 struct kv_commit_req {
@@ -45,6 +50,7 @@ struct kv_commit_req {
     void *arg;
     uint64_t enq_ns;                     /* kv_clock_mono_ns() when queued */
     size_t bytes;                        /* keys + encoded records */
+    bool replaces;                       /* some item is a replace (5) */
     size_t n;
     struct commit_item items[];          /* then the bytes they point into */
 };
@@ -86,8 +92,12 @@ static enum kv_status req_new(const struct kv_write *w, size_t n, struct kv_comm
         p += w[i].key.len;
         r->items[i].val = p;
         r->items[i].val_len = kv_record_encode(&w[i].rec, p);
+        r->items[i].replace = w[i].replace_corrupt;
         p += r->items[i].val_len;
     }
+    r->replaces = false;
+    for (size_t i = 0; i < n; i++)
+        r->replaces |= w[i].replace_corrupt;
     r->next = NULL;
     r->bytes = bytes;
     r->n = n;
@@ -128,15 +138,56 @@ static struct kv_commit_req *do_take_group(struct kv_store *st)
     return first;
 }
 
-static void commit_group(struct kv_store *st, rocksdb_writebatch_t *wb,
-                         struct kv_commit_req *group)
+/* (5): a Put of the newest of the repair record and what still decodes under the corrupt
+ * bytes when the key still reads as corrupt; else the usual merge. */
+static void add_replace(struct kv_store *st, rocksdb_writebatch_t *wb,
+                        const struct commit_item *it)
+{
+    struct kv_buf survivor = {0};
+    char *e = NULL;
+    size_t len = 0;
+    kv_store__lww_capture(&survivor);
+    char *v = rocksdb_get_cf(st->db, st->ro, st->cf[KV_CF_DATA], (const char *)it->key,
+                             it->key_len, &len, &e);
+    kv_store__lww_capture(NULL);
+    rocksdb_free(v);
+    struct kv_err err;
+    if (!e || kv_store__rocks_err(&e, &err, "repair read") != KV_CORRUPTION) {
+        kv_buf_free(&survivor);
+        rocksdb_writebatch_merge_cf(wb, st->cf[KV_CF_DATA], (const char *)it->key, it->key_len,
+                                    (const char *)it->val, it->val_len);
+        return;
+    }
+    const char *put = (const char *)it->val;
+    size_t put_len = it->val_len;
+    struct kv_record mine, theirs;
+    if (survivor.len &&
+        kv_record_decode(kv_slice_of(it->val, it->val_len), &mine, NULL) == KV_OK &&
+        kv_record_decode(kv_buf_slice(&survivor), &theirs, NULL) == KV_OK &&
+        kv_version_cmp(theirs.ver, mine.ver) > 0) {
+        put = survivor.ptr;
+        put_len = survivor.len;
+    }
+    KV_WARN("storage: replacing a corrupt record (%s)", err.msg);
+    rocksdb_writebatch_put_cf(wb, st->cf[KV_CF_DATA], (const char *)it->key, it->key_len, put,
+                              put_len);
+    kv_buf_free(&survivor);   /* the batch copied the bytes */
+}
+
+static void commit_segment(struct kv_store *st, rocksdb_writebatch_t *wb,
+                           struct kv_commit_req *group)
 {
     rocksdb_writebatch_clear(wb);
     for (struct kv_commit_req *r = group; r; r = r->next)
-        for (size_t i = 0; i < r->n; i++)
+        for (size_t i = 0; i < r->n; i++) {
+            if (r->items[i].replace) {
+                add_replace(st, wb, &r->items[i]);
+                continue;
+            }
             rocksdb_writebatch_merge_cf(wb, st->cf[KV_CF_DATA], (const char *)r->items[i].key,
                                         r->items[i].key_len, (const char *)r->items[i].val,
                                         r->items[i].val_len);
+        }
     size_t wb_len = 0;
     rocksdb_writebatch_data(wb, &wb_len);
     char *e = kv_store__space_check(st, wb_len);   /* a full disk: store.c (6) */
@@ -154,6 +205,22 @@ static void commit_group(struct kv_store *st, rocksdb_writebatch_t *wb,
         group->cb(group->arg, s, s == KV_OK ? NULL : &err);
         free(group);
         group = next;
+    }
+}
+
+/* Splits the group so that every request with a replace is a segment of its own (5). */
+static void commit_group(struct kv_store *st, rocksdb_writebatch_t *wb,
+                         struct kv_commit_req *group)
+{
+    while (group) {
+        struct kv_commit_req *last = group;
+        if (!group->replaces)
+            while (last->next && !last->next->replaces)
+                last = last->next;
+        struct kv_commit_req *rest = last->next;
+        last->next = NULL;
+        commit_segment(st, wb, group);
+        group = rest;
     }
 }
 

@@ -22,7 +22,11 @@
  * (5) RocksDB's C API applies the filter to plain values only, never to merge operands.
  *     A value exists only after a full merge, and with merge-only writes a full merge
  *     happens only when RocksDB has seen the key's whole history; so dropping a value can
- *     never resurrect an older version sitting in a lower level. */
+ *     never resurrect an older version sitting in a lower level.
+ * (6) Capture (commit.c, a replace_corrupt write): the commit thread arms it around its own
+ *     read of a key it may replace. A full merge that fails on that thread then leaves the
+ *     newest input that still decodes in the capture buffer, so the replacement keeps a
+ *     newer write stacked above the corrupt bytes. Thread-local: no other read is touched. */
 #include <stdlib.h>
 #include <string.h>
 #include "storage/record.h"
@@ -83,6 +87,26 @@ static char *merge_result(const struct pick *best, bool ok, unsigned char *succe
     return out;
 }
 
+static _Thread_local struct kv_buf *lww_capture;
+
+void kv_store__lww_capture(struct kv_buf *into) { lww_capture = into; }
+
+/* (6): the newest input that decodes, skipping the ones that do not. */
+static void capture_survivor(const char *existing, size_t existing_len,
+                             const char *const *ops, const size_t *op_lens, int n_ops)
+{
+    struct pick best = {0};
+    if (existing)
+        (void)pick_fold(&best, existing, existing_len);
+    for (int i = 0; i < n_ops; i++)
+        (void)pick_fold(&best, ops[i], op_lens[i]);
+    if (!best.set)
+        return;
+    kv_buf_free(lww_capture);
+    if (kv_buf_copy(lww_capture, kv_slice_of(best.ptr, best.len)) != 0)
+        *lww_capture = (struct kv_buf){0};   /* out of memory: the repair record alone */
+}
+
 static char *lww_full_merge(void *state, const char *key, size_t key_len,
                             const char *existing, size_t existing_len,
                             const char *const *ops, const size_t *op_lens, int n_ops,
@@ -100,6 +124,8 @@ static char *lww_full_merge(void *state, const char *key, size_t key_len,
             ok = false;
     if (!best.set)
         ok = false;                 /* no operand at all: nothing sensible to produce */
+    if (!ok && lww_capture)
+        capture_survivor(existing, existing_len, ops, op_lens, n_ops);
     return merge_result(&best, ok, success, new_len);
 }
 

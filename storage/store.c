@@ -321,6 +321,7 @@ enum kv_status kv_store_open(const struct kv_store_opts *opts, struct kv_store *
     if (opts->in_memory) {
         st->env = rocksdb_create_mem_env();
         rocksdb_options_set_env(base, st->env);
+        st->reserve_bytes = 0;   /* no disk to fill: no statvfs per write */
     }
     rocksdb_options_t *data = rocksdb_options_create_copy(base);
     rocksdb_options_set_merge_operator(data, kv_store__lww_merge_operator()); /* owned */

@@ -90,6 +90,12 @@ void kv_store_health(struct kv_store *st, struct kv_store_health *out);
 struct kv_write {
     struct kv_slice key;
     struct kv_record rec;               /* rec.value borrowed; copied by the call */
+    /* A repair of a record another replica's read found corrupt (cluster/coord.c): if the
+     * key still reads as KV_CORRUPTION when the commit thread reaches it, the stored record
+     * is replaced (a RocksDB Put) by the newest of rec and whatever still decodes under
+     * it, instead of merged (a merge cannot fold over undecodable bytes). Otherwise an
+     * ordinary merge. docs/storage.md "Corruption". */
+    bool replace_corrupt;
 };
 
 /* Done callback of an asynchronous write. Runs on the store's commit thread: it must not

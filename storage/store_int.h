@@ -68,6 +68,8 @@ enum kv_status kv_store__rocks_err(char **errptr, struct kv_err *err, const char
  * operator is owned by the options it is set on; the filter is owned by the caller and
  * must outlive the DB. st is read (grace_ms, now_ms) by the filter while compacting. */
 rocksdb_mergeoperator_t *kv_store__lww_merge_operator(void);
+/* Arms (into != NULL) or disarms this thread's capture of a failed full merge (lww.c (6)). */
+void kv_store__lww_capture(struct kv_buf *into);
 rocksdb_compactionfilter_t *kv_store__purge_filter(struct kv_store *st);
 
 /* storage/commit.c */
