@@ -155,6 +155,9 @@ void kv_cluster_status_free(Kv__ClusterStatus *st);
 struct kv_cluster_stats {
     uint64_t hints_pending, hints_stored, hints_replayed, hints_dropped;
     uint64_t read_repairs, replica_timeouts, messages_malformed;
+    /* corruption: reads this replica answered CORRUPTION; replies of that kind this
+     * coordinator got; repairs (replace_corrupt writes) it sent for them */
+    uint64_t corrupt_reads, corrupt_replies, corrupt_repairs;
     uint64_t unavailable, timeouts;
     /* ONE/LOCAL_ONE requests served by the coordinator's fallback copy (invariant 4) */
     uint64_t sloppy_writes, sloppy_reads;

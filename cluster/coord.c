@@ -38,7 +38,13 @@
  *     stays in the coordinator's data column family for a key it does not own: scans ask only
  *     a range's replicas, so it is invisible to them, and the hints deliver it to the natural
  *     replicas once they are seen up again (docs/replication.md). Every other level keeps
- *     answering UNAVAILABLE (2). */
+ *     answering UNAVAILABLE (2).
+ * (8) A replica that answers a read with CORRUPTION (its copy fails a checksum) is an error
+ *     per (6): the answer comes from the others, never from the bad bytes. When the read is
+ *     done and a good record is known, that replica is sent the newest record with
+ *     repair_corrupt set, which its store applies as a replacement (storage/store.h
+ *     kv_write.replace_corrupt). With no good record (the others hold nothing) there is
+ *     nothing to repair from, and the error stays until a write reaches the key. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -265,6 +271,7 @@ struct rep {
     bool has;               /* read: the replica holds a record of version ver */
     bool repairing;         /* read: a blocking write-back is in flight */
     bool hinted;            /* write: a hint was stored for it */
+    bool corrupt;           /* read: it answered CORRUPTION (8) */
     struct kv_version ver;
 };
 
@@ -371,10 +378,12 @@ static void answer(struct point_op *op, struct kv_cluster_result *r)
     op->cb(op->arg, r);
 }
 
-static void send_record(struct point_op *op, uint32_t to, const Kv__Record *rec)
+static void send_record(struct point_op *op, uint32_t to, const Kv__Record *rec,
+                        bool repair_corrupt)
 {
     Kv__Record *recs[1] = {(Kv__Record *)rec};
     Kv__ReplicaWrite w = KV__REPLICA_WRITE__INIT;
+    w.repair_corrupt = repair_corrupt;
     w.n_records = 1;
     w.records = recs;
     Kv__PeerMessage pm = KV__PEER_MESSAGE__INIT;
@@ -516,7 +525,7 @@ static bool stale(const struct point_op *op, const struct rep *rp)
 /* Writes the newest record back to rp (repair never mints: the version is as read). */
 static void repair(struct point_op *op, struct rep *rp, bool blocking)
 {
-    send_record(op, rp->id, &op->best);
+    send_record(op, rp->id, &op->best, false);
     rp->has = true;
     rp->ver = rec_ver(&op->best);
     rp->repairing = blocking;
@@ -539,9 +548,15 @@ static void read_answer(struct point_op *op, const Kv__Record *rec, bool has)
  * free. Acks of these repairs arrive for a gone op and are dropped. */
 static void read_finish(struct point_op *op)
 {
-    for (size_t i = 0; i < op->n; i++)
-        if (stale(op, &op->rep[i]))
-            repair(op, &op->rep[i], false);
+    for (size_t i = 0; i < op->n; i++) {
+        struct rep *rp = &op->rep[i];
+        if (stale(op, rp)) {
+            repair(op, rp, false);
+        } else if (rp->corrupt && op->has_best) {
+            send_record(op, rp->id, &op->best, true);   /* (8) */
+            op->hdr.c->stats.corrupt_repairs++;
+        }
+    }
     point_free(op);
 }
 
@@ -615,6 +630,10 @@ static bool read_reply(struct point_op *op, struct rep *rp, const Kv__PeerMessag
         rp->has = false;
     } else {
         rp->st = REP_ERR;
+        if (rr->status == KV__STATUS__CORRUPTION) {
+            rp->corrupt = true;
+            op->hdr.c->stats.corrupt_replies++;
+        }
         note_error(op, rp->id, rr->status, rr->message);
     }
     read_progress(op);
@@ -848,7 +867,7 @@ void kv_coord_write(struct kv_cluster *c, struct kv_slice key, struct kv_slice v
         struct rep *rp = &op->rep[i];
         if (op->alive_mask >> i & 1) {
             rp->st = REP_SENT;
-            send_record(op, rp->id, rec);
+            send_record(op, rp->id, rec, false);
         } else {
             rp->st = REP_DOWN;
             rp->hinted = op->hinted_any = true;

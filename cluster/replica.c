@@ -63,8 +63,10 @@ void kv_replica_on_write(struct kv_cluster *c, const Kv__PeerMessage *msg)
         send_ack(c, msg->from, msg->op_id, KV_NOMEM, "replica: out of memory");
         return;
     }
-    for (size_t i = 0; i < w->n_records; i++)
+    for (size_t i = 0; i < w->n_records; i++) {
         ws[i] = kv_cluster__record_to_write(w->records[i]);
+        ws[i].replace_corrupt = w->repair_corrupt;   /* storage/store.h */
+    }
     j->c = c;
     j->to = msg->from;
     j->op_id = msg->op_id;
@@ -131,6 +133,8 @@ static void read_done(void *arg)
         rr.record = &rec;
     } else if (j->st != KV_NOT_FOUND) {
         rr.message = j->err.msg;
+        if (j->st == KV_CORRUPTION)
+            j->c->stats.corrupt_reads++;
         KV_WARN("replica: read for node %u failed: %s", j->to, j->err.msg);
     }
     Kv__PeerMessage pm = KV__PEER_MESSAGE__INIT;

@@ -103,6 +103,15 @@ static void render_cluster(struct kv_server *s, struct kv_vec *out)
          "Hints dropped (over count, size or age limits).", st.hints_dropped);
     emit(out, "kvd_cluster_read_repairs_total", "counter", "Stale replicas repaired by reads.",
          st.read_repairs);
+    emit(out, "kvd_cluster_corrupt_reads_total", "counter",
+         "Replica reads this node answered CORRUPTION (a record or block failed its checksum).",
+         st.corrupt_reads);
+    emit(out, "kvd_cluster_corrupt_replies_total", "counter",
+         "CORRUPTION answers this coordinator got from replicas (it used the others).",
+         st.corrupt_replies);
+    emit(out, "kvd_cluster_corrupt_repairs_total", "counter",
+         "Corrupt replica copies this coordinator replaced with the newest good record.",
+         st.corrupt_repairs);
     emit(out, "kvd_cluster_replica_timeouts_total", "counter",
          "Replica requests that got no answer in time.", st.replica_timeouts);
     emit(out, "kvd_cluster_unavailable_total", "counter",

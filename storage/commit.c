@@ -150,9 +150,14 @@ static void add_replace(struct kv_store *st, rocksdb_writebatch_t *wb,
     char *v = rocksdb_get_cf(st->db, st->ro, st->cf[KV_CF_DATA], (const char *)it->key,
                              it->key_len, &len, &e);
     kv_store__lww_capture(NULL);
-    rocksdb_free(v);
     struct kv_err err;
-    if (!e || kv_store__rocks_err(&e, &err, "repair read") != KV_CORRUPTION) {
+    struct kv_record cur;
+    /* Corrupt either way: RocksDB failed (a block checksum, or the merge operator refusing
+     * bad operands) or it returned a lone stored value that does not decode. */
+    bool corrupt = e ? kv_store__rocks_err(&e, &err, "repair read") == KV_CORRUPTION
+                     : v && kv_record_decode(kv_slice_of(v, len), &cur, &err) != KV_OK;
+    rocksdb_free(v);
+    if (!corrupt) {
         kv_buf_free(&survivor);
         rocksdb_writebatch_merge_cf(wb, st->cf[KV_CF_DATA], (const char *)it->key, it->key_len,
                                     (const char *)it->val, it->val_len);

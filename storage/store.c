@@ -249,6 +249,11 @@ static rocksdb_options_t *base_options(size_t cache_bytes)
     rocksdb_options_increase_parallelism(o, 2);
     rocksdb_options_set_max_background_jobs(o, 2);
     rocksdb_options_set_keep_log_file_num(o, 10);
+    /* Integrity (docs/storage.md "Corruption"): RocksDB's defaults, stated because they are
+     * relied on: every block read is checked against its checksum (ReadOptions
+     * verify_checksums) and corruption found in the background stops writes rather than
+     * being skipped. Records carry their own checksum on top (record.h). */
+    rocksdb_options_set_paranoid_checks(o, 1);
 
     rocksdb_block_based_table_options_t *t = rocksdb_block_based_options_create();
     rocksdb_cache_t *cache = rocksdb_cache_create_lru(cache_bytes);

@@ -59,6 +59,18 @@ START_TEST(test_a_corrupt_record_reads_as_corruption_and_a_repair_replaces_it)
 }
 END_TEST
 
+START_TEST(test_a_lone_corrupt_value_is_replaced_too)
+{
+    char dir[256];
+    struct kv_store *st = open_fresh(dir, sizeof dir);
+    plant_corrupt(st, "k", (struct w){H(5), 1, "truth"});   /* no operand: no merge runs */
+    ck_assert_int_eq(get_raw_status(st, "k"), KV_CORRUPTION);
+    repair(st, "k", (struct w){H(5), 1, "truth"});
+    expect_raw(st, "k", (struct w){H(5), 1, "truth"});
+    kv_store_close(st);
+}
+END_TEST
+
 START_TEST(test_a_repair_keeps_a_newer_write_stacked_above_the_corrupt_record)
 {
     char dir[256];
@@ -160,6 +172,7 @@ static Suite *repair_suite(void)
     TCase *tc = tcase_create("core");
     tcase_add_unchecked_fixture(tc, root_setup, root_teardown);
     tcase_add_test(tc, test_a_corrupt_record_reads_as_corruption_and_a_repair_replaces_it);
+    tcase_add_test(tc, test_a_lone_corrupt_value_is_replaced_too);
     tcase_add_test(tc, test_a_repair_keeps_a_newer_write_stacked_above_the_corrupt_record);
     tcase_add_test(tc, test_a_repair_of_a_healthy_key_is_an_ordinary_merge);
     tcase_add_test(tc, test_a_flipped_sst_byte_is_corruption_for_its_keys_and_repairs_heal_them);
