@@ -45,7 +45,10 @@ if [[ -z $KVD ]]; then
     KVD=build-test/server/kvd
 fi
 [[ -n $KVCRASH ]] || KVCRASH=$(dirname "$(dirname "$KVD")")/tests/crash/kvcrash
-[[ -x $KVD && -x $KVCRASH ]] || { echo "crashloop.sh: need kvd ($KVD) and kvcrash ($KVCRASH)" >&2; exit 2; }
+if [[ ! -x $KVD || ! -x $KVCRASH ]]; then
+    echo "crashloop.sh: need kvd ($KVD) and kvcrash ($KVCRASH)" >&2
+    exit 2
+fi
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
@@ -77,7 +80,9 @@ FAILED=0
 
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
-rand_s() { awk -v lo="$1" -v hi="$2" -v r="$RANDOM" 'BEGIN { printf "%.3f", lo + (hi - lo) * r / 32767 }'; }
+rand_s() {   # a random number of seconds in [lo, hi]
+    awk -v lo="$1" -v hi="$2" -v r="$RANDOM" 'BEGIN { printf "%.3f", lo + (hi - lo) * r / 32767 }'
+}
 field() { sed -n "s/.*[ ^]$2=\([^ ]*\).*/\1/p" <<<" $1" | head -n1; }
 alive() { [[ -n ${PID[$1]:-} ]] && kill -0 "${PID[$1]}" 2>/dev/null; }
 
@@ -272,9 +277,9 @@ for ((c = 1; c <= CYCLES; c++)); do
     acked=$(field "$load" acked) unknown=$(field "$load" unknown) unav=$(field "$load" unavailable)
     verified=$(field "$vout" verified) lost=$(field "$vout" lost) wrong=$(field "$vout" wrong)
     doubt=$(field "$vout" in_doubt)
-    printf 'cycle %d/%d %s: %s; load acked=%s unknown=%s unavailable=%s; recovery %ss; verify verified=%s lost=%s wrong=%s in_doubt=%s\n' \
-        "$c" "$CYCLES" "$label" "$what" "$acked" "$unknown" "$unav" "$rec" "${verified:-?}" \
-        "${lost:-?}" "${wrong:-?}" "${doubt:-?}"
+    printf '%s %s; load acked=%s unknown=%s unavailable=%s; recovery %ss; %s\n' \
+        "cycle $c/$CYCLES $label:" "$what" "$acked" "$unknown" "$unav" "$rec" \
+        "verify verified=${verified:-?} lost=${lost:-?} wrong=${wrong:-?} in_doubt=${doubt:-?}"
     TOT_ACKED=$((TOT_ACKED + ${acked:-0})) TOT_UNKNOWN=$((TOT_UNKNOWN + ${unknown:-0}))
     TOT_VERIFIED=$((TOT_VERIFIED + ${verified:-0})) TOT_LOST=$((TOT_LOST + ${lost:-0}))
     TOT_WRONG=$((TOT_WRONG + ${wrong:-0})) TOT_DOUBT=$((TOT_DOUBT + ${doubt:-0}))
@@ -290,18 +295,23 @@ done
 for ((i = 1; i <= N; i++)); do kill -TERM "${PID[i]}" 2>/dev/null; done
 for ((i = 1; i <= N; i++)); do
     for _ in $(seq 1 200); do alive "$i" || break; sleep 0.1; done
-    alive "$i" && { kill -9 "${PID[i]}"; wait "${PID[i]}" 2>/dev/null; PID[i]=""; fail "node $i did not stop on SIGTERM"; }
+    if alive "$i"; then
+        kill -9 "${PID[i]}"; wait "${PID[i]}" 2>/dev/null; PID[i]=""
+        fail "node $i did not stop on SIGTERM"
+    fi
     st=0; wait "${PID[i]}" 2>/dev/null || st=$?; PID[i]=""
     ((st == 0)) || fail "node $i exited $st on SIGTERM"
 done
 
 fps=""
 for p in "${!FP_BY_POINT[@]}"; do fps+=" $p:${FP_BY_POINT[$p]}"; done
-printf 'crashloop: %s %d cycles in %ss: crashes %d (kill -9 %d, failpoint %d, failpoint not reached %d)%s\n' \
+printf 'crashloop: %s %d cycles in %ss: crashes %d (kill -9 %d, failpoint %d, %s %d)%s\n' \
     "$MODE" "$CYCLES" "$(elapsed "$T0")" $((KILLS + FP_FIRED + FP_MISSED)) "$KILLS" "$FP_FIRED" \
-    "$FP_MISSED" "${fps:+ [$fps ]}"
-printf 'crashloop: acked writes %d, unknown outcome %d, keys verified %d, in doubt resolved %d, lost %d, wrong %d; recovery mean %ss max %ss\n' \
-    "$TOT_ACKED" "$TOT_UNKNOWN" "$TOT_VERIFIED" "$TOT_DOUBT" "$TOT_LOST" "$TOT_WRONG" \
-    "$(awk -v s="$REC_SUM" -v n="$CYCLES" 'BEGIN { printf "%.2f", n ? s / n : 0 }')" "$REC_MAX"
+    "failpoint not reached" "$FP_MISSED" "${fps:+ [$fps ]}"
+REC_MEAN=$(awk -v s="$REC_SUM" -v n="$CYCLES" 'BEGIN { printf "%.2f", n ? s / n : 0 }')
+printf 'crashloop: acked writes %d, unknown outcome %d, keys verified %d, in doubt resolved %d,' \
+    "$TOT_ACKED" "$TOT_UNKNOWN" "$TOT_VERIFIED" "$TOT_DOUBT"
+printf ' lost %d, wrong %d; recovery mean %ss max %ss\n' "$TOT_LOST" "$TOT_WRONG" "$REC_MEAN" \
+    "$REC_MAX"
 ((TOT_LOST == 0 && TOT_WRONG == 0)) || { FAILED=1; exit 1; }
 echo "crashloop: PASS"
