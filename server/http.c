@@ -99,9 +99,14 @@ static void render_store_health(struct kv_server *s, struct kv_vec *out)
                      "# HELP kvd_store_write_resumes_total Times writes came back by themselves "
                      "after being refused.\n"
                      "# TYPE kvd_store_write_resumes_total counter\n"
-                     "kvd_store_write_resumes_total %llu\n",
+                     "kvd_store_write_resumes_total %llu\n"
+                     "# HELP kvd_store_corrupt_reads_total Reads that found a record or block "
+                     "failing its checksum (answered CORRUPTION, never as data).\n"
+                     "# TYPE kvd_store_corrupt_reads_total counter\n"
+                     "kvd_store_corrupt_reads_total %llu\n",
                      h.code == KV_NOSPACE, h.writes_refused && h.code != KV_NOSPACE,
-                     (unsigned long long)h.write_errors, (unsigned long long)h.resumes);
+                     (unsigned long long)h.write_errors, (unsigned long long)h.resumes,
+                     (unsigned long long)h.corrupt_reads);
     if (n > 0 && (size_t)n < sizeof text)
         kv_vec_append(out, text, (size_t)n);
 }

@@ -179,6 +179,7 @@ void kv_store_health(struct kv_store *st, struct kv_store_health *out)
     out->resumes = st->resumes;
     pthread_mutex_unlock(&st->hmu);
     out->write_errors = atomic_load(&st->write_errors);
+    out->corrupt_reads = atomic_load(&st->corrupt_reads);
 }
 
 /* The watcher: idle until writes are refused, then one probe a second until they are not. */
@@ -398,13 +399,18 @@ enum kv_status kv_store_get(struct kv_store *st, struct kv_slice key, unsigned f
     size_t len = 0;
     char *e = NULL;
     char *v = rocksdb_get_cf(st->db, ro, st->cf[KV_CF_DATA], key.ptr, key.len, &len, &e);
-    if (e)
-        return kv_store__rocks_err(&e, err, "get");    /* "Result incomplete": KV_AGAIN */
+    if (e) {
+        enum kv_status s = kv_store__rocks_err(&e, err, "get");   /* incomplete: KV_AGAIN */
+        if (s == KV_CORRUPTION)
+            atomic_fetch_add(&st->corrupt_reads, 1);
+        return s;
+    }
     if (!v)
         return KV_NOT_FOUND;
     struct kv_record rec;
     enum kv_status s = kv_record_decode(kv_slice_of(v, len), &rec, err);
     if (s != KV_OK) {
+        atomic_fetch_add(&st->corrupt_reads, 1);
         free(v);
         return s;
     }

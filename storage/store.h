@@ -80,6 +80,8 @@ struct kv_store_health {
     uint64_t since_ms;                  /* wall-clock ms of the first refused write */
     uint64_t write_errors;              /* RocksDB writes failed with NOSPACE/IOERR, ever */
     uint64_t resumes;                   /* times writes came back after being refused */
+    uint64_t corrupt_reads;             /* reads that found a record or block failing its
+                                           checksum (answered KV_CORRUPTION), ever */
 };
 
 /* Fills *out; never touches the disk (safe on an event loop or the HTTP thread). */

@@ -49,6 +49,7 @@ struct kv_store {
     uint64_t refused_since_ms;           /* under hmu */
     uint64_t resumes;                    /* under hmu */
     _Atomic uint64_t write_errors;
+    _Atomic uint64_t corrupt_reads;      /* kv_store_health.corrupt_reads */
     bool watch_stop;                     /* under hmu */
     bool watch_started;
     pthread_t watcher;
