@@ -2,8 +2,9 @@
  * replayed when it is seen up again.
  *
  * A hint lives in KV_CF_HINTS under key be32(target) | be64(created ms) | be64(seq), so a
- * target's hints are one contiguous key range, oldest first; the value is the packed
- * Kv__Record exactly as the coordinator minted it (replay never mints, cluster.h (5)).
+ * target's hints are one contiguous key range, oldest first; the value is a checksum and
+ * the packed Kv__Record exactly as the coordinator minted it (replay never mints,
+ * cluster.h (5); layout and checksum: cluster/hints.h).
  * (1) A hint never counts towards a consistency level (coord.c); it only shortens the time
  *     a replica stays stale.
  * (2) Bounds (opts): at most max_hints_per_node per target and max_hint_bytes in all; a hint
@@ -29,6 +30,7 @@
 #include <string.h>
 #include "cluster/hints.h"
 #include "cluster/internal.h"
+#include "common/hash.h"
 #include "common/log.h"
 
 #define HINT_KEY_LEN KV_HINT_KEY_LEN
@@ -247,7 +249,7 @@ bool kv_hint_add_notify(struct kv_cluster *c, uint32_t target, const Kv__Record 
 {
     struct kv_hints *h = c->hints;
     struct hint_node *n = node_get(h, target, true);
-    size_t len = kv__record__get_packed_size(r);
+    size_t len = KV_HINT_CHECK_LEN + kv__record__get_packed_size(r);
     uint64_t bytes = HINT_KEY_LEN + len;
     if (!n) {
         drop_hint(c, NULL, target, "out of memory");
@@ -269,7 +271,8 @@ bool kv_hint_add_notify(struct kv_cluster *c, uint32_t target, const Kv__Record 
         drop_hint(c, n, target, "out of memory");
         return false;
     }
-    kv__record__pack(r, j->val);
+    kv__record__pack(r, j->val + KV_HINT_CHECK_LEN);
+    put_be32(j->val, kv_hash32(j->val + KV_HINT_CHECK_LEN, len - KV_HINT_CHECK_LEN));
     j->len = len;
     j->c = c;
     j->store = c->store;
@@ -352,10 +355,25 @@ bool kv_hint_key_decode(struct kv_slice key, uint32_t *target, uint64_t *created
     return true;
 }
 
+bool kv_hint_value_packed(struct kv_slice v, struct kv_slice *packed)
+{
+    if (v.len < KV_HINT_CHECK_LEN)
+        return false;
+    const uint8_t *p = v.ptr;
+    struct kv_slice rest = kv_slice_of(p + KV_HINT_CHECK_LEN, v.len - KV_HINT_CHECK_LEN);
+    if (get_be32(p) != kv_hash32(rest.ptr, rest.len))
+        return false;
+    *packed = rest;
+    return true;
+}
+
 /* A stored hint that no longer decodes as a valid record is deleted, never replayed. */
 bool kv_hint_value_ok(struct kv_slice v, uint32_t max_value)
 {
-    Kv__Record *r = kv__record__unpack(NULL, v.len, v.ptr);
+    struct kv_slice pk;
+    if (!kv_hint_value_packed(v, &pk))
+        return false;
+    Kv__Record *r = kv__record__unpack(NULL, pk.len, pk.ptr);
     if (!r)
         return false;
     /* Unknown fields too: the receiver refuses a record carrying any (proto/codec.h (2)),
@@ -549,10 +567,12 @@ static void send_batch(struct kv_cluster *c, struct batch_job *j)
     struct replay_op *op = calloc(1, sizeof *op);
     Kv__Record **recs = calloc(j->n, sizeof *recs);
     size_t ok = 0;
-    if (op && recs)
-        for (; ok < j->n; ok++)
-            if (!(recs[ok] = kv__record__unpack(NULL, j->lens[ok], j->vals[ok])))
-                break;
+    for (; op && recs && ok < j->n; ok++) {
+        struct kv_slice pk;   /* checked by batch_work already (kv_hint_value_ok) */
+        if (!kv_hint_value_packed(kv_slice_of(j->vals[ok], j->lens[ok]), &pk) ||
+            !(recs[ok] = kv__record__unpack(NULL, pk.len, pk.ptr)))
+            break;
+    }
     if (!op || !recs || ok < j->n) {
         for (size_t i = 0; recs && i < ok; i++)
             kv__record__free_unpacked(recs[i], NULL);

@@ -229,6 +229,48 @@ START_TEST(test_a_replica_that_never_acked_a_write_gets_a_hint_at_the_timeout)
 }
 END_TEST
 
+/* One byte of a stored hint flipped on node 1's disk (in the value bytes, where protobuf
+ * would still decode it): the hint is dropped, never replayed as a different value. */
+START_TEST(test_a_hint_with_a_flipped_byte_is_dropped_never_replayed)
+{
+    struct kv_cluster_opts o;
+    sim_test_opts(&o);
+    struct sim *s = with_node_3_down(26, &o);
+    ck_assert_int_eq(sim_put(s, 1, "k", "value", KV_LEVEL_QUORUM).r.st, KV_OK);
+    sim_run_for(s, 50);
+    ck_assert_uint_eq(sim_stats(s, 1).hints_pending, 1);
+
+    struct kv_store *st = sim_node(s, 1)->store;
+    struct kv_store_iter *it = NULL;
+    ck_assert_int_eq(kv_store_raw_iter_new(st, KV_CF_HINTS, kv_slice_of(NULL, 0),
+                                           kv_slice_of(NULL, 0), &it, NULL), KV_OK);
+    struct kv_slice key;
+    struct kv_record rec;
+    ck_assert_int_eq(kv_store_iter_next(it, &key, &rec, NULL), KV_OK);
+    uint8_t k[64], v[256];
+    ck_assert_uint_le(key.len, sizeof k);
+    ck_assert_uint_le(rec.value.len, sizeof v);
+    memcpy(k, key.ptr, key.len);
+    memcpy(v, rec.value.ptr, rec.value.len);
+    size_t klen = key.len, vlen = rec.value.len;
+    kv_store_iter_free(it);
+    const uint8_t *at = memmem(v, vlen, "value", 5);
+    ck_assert_ptr_nonnull(at);
+    v[at - v] = 'V';                               /* "Value": still a valid protobuf */
+    ck_assert_int_eq(kv_store_raw_put(st, KV_CF_HINTS, kv_slice_of(k, klen),
+                                      kv_slice_of(v, vlen), true, NULL), KV_OK);
+
+    ck_assert_int_eq(sim_start(s, 3, &o), KV_OK);
+    sim_wait_view(s, 1, 3, 1);
+    sim_run_for(s, 2000);
+    ck_assert(!sim_stored_value_is(s, 3, "k", "Value"));   /* never the flipped bytes */
+    ck_assert_int_eq(sim_stored(s, 3, "k", NULL), 0);       /* the hint was not sent */
+    ck_assert_uint_ge(sim_stats(s, 1).hints_dropped, 1);
+    ck_assert_uint_eq(sim_stats(s, 1).hints_replayed, 0);
+    sim_free(s);
+}
+END_TEST
+
 int main(void)
 {
     kv_log_set_level(KV_LOG_ERROR);
@@ -242,6 +284,7 @@ int main(void)
     tcase_add_test(t, test_hints_older_than_the_age_bound_are_deleted_not_replayed);
     tcase_add_test(t, test_a_replay_that_is_never_acked_keeps_its_hints_and_is_retried);
     tcase_add_test(t, test_a_replica_that_never_acked_a_write_gets_a_hint_at_the_timeout);
+    tcase_add_test(t, test_a_hint_with_a_flipped_byte_is_dropped_never_replayed);
     suite_add_tcase(s, t);
     SRunner *r = srunner_create(s);
     srunner_run_all(r, CK_NORMAL);
