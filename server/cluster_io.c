@@ -3,9 +3,11 @@
  * (1) Loop thread only, except run()'s work function (a libuv worker) and the store's
  *     commit callback, which touches only its own struct cio_write and posts it to the
  *     loop (kv_server_post_done); done callbacks always run on the loop.
- * (2) A message to self is packed at send time onto one reused byte queue (no allocation
- *     per message) and delivered later, unpacked into the io's own arena (no allocation,
- *     freed by the next unpack): never inside send() (io.h (2)). Delivery runs from the
+ * (2) A message to self is deep-copied at send time (pb_dup: by its protobuf-c
+ *     descriptor, the same fields pack + unpack would give, without the wire format) into
+ *     one of two bump arenas, its pointer appended to that arena's reused queue (no
+ *     malloc per message); a round delivers one queue while sends fill the other, then
+ *     releases its arena at once. Never inside send() (io.h (2)). Delivery runs from the
  *     server's flush points (kv_cio_deliver, right before output is written, so a reply
  *     produced by delivery goes out in the same loop iteration) and from a uv_idle
  *     callback, which keeps the loop from blocking in poll while messages wait. One
@@ -69,9 +71,11 @@ struct kv_cio {
     struct cio_timer *free_timers;
     uv_idle_t idle;
     bool idle_on, closing, delivering;
-    struct kv_vec self_q;              /* (2) queued: u32 length (host order) | packed bytes */
-    struct kv_vec self_spare;          /* the drained queue, kept for its capacity */
-    struct kv_pb_arena self_arena;     /* the message being delivered lives here */
+    /* (2) self_q[i] holds Kv__PeerMessage pointers into self_arena[i]; sends go to
+     * [self_fill], a round drains the other. */
+    struct kv_vec self_q[2];
+    struct kv_pb_arena self_arena[2];
+    unsigned self_fill;
     uint64_t pending;
     uint64_t rng;
 };
@@ -84,34 +88,143 @@ static void pending_add(struct kv_cio *io, int64_t d)
 
 /* --- messages ---------------------------------------------------------------------------- */
 
-/* One round (2): detaches the queue, delivers every message in it; what delivery sends
- * goes to the fresh queue. */
+/* An arena block of n bytes (16-aligned); NULL when out of memory. */
+static void *arena_take(struct kv_pb_arena *a, size_t n)
+{
+    return a->pb.alloc(a->pb.allocator_data, n ? n : 1);
+}
+
+static void *pb_dup(struct kv_pb_arena *a, const ProtobufCMessage *src);
+
+/* Makes the copy's member (still pointing at the source's data) own arena copies.
+ * `absent_ok`: a NULL string stays NULL (proto2 optional); otherwise it becomes "", as
+ * unpack would make it. */
+static bool dup_member(struct kv_pb_arena *a, const ProtobufCFieldDescriptor *f, void *member,
+                       bool absent_ok)
+{
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_STRING: {
+        char **sp = member;
+        if (!*sp) {
+            if (!absent_ok)
+                *sp = (char *)protobuf_c_empty_string;
+            return true;
+        }
+        size_t n = strlen(*sp) + 1;
+        char *d = arena_take(a, n);
+        if (!d)
+            return false;
+        memcpy(d, *sp, n);
+        *sp = d;
+        return true;
+    }
+    case PROTOBUF_C_TYPE_BYTES: {
+        ProtobufCBinaryData *b = member;
+        if (!b->len) {
+            b->data = NULL;
+            return true;
+        }
+        uint8_t *d = arena_take(a, b->len);
+        if (!d)
+            return false;
+        memcpy(d, b->data, b->len);
+        b->data = d;
+        return true;
+    }
+    case PROTOBUF_C_TYPE_MESSAGE: {
+        ProtobufCMessage **mp = member;
+        return !*mp || (*mp = pb_dup(a, *mp)) != NULL;
+    }
+    default:
+        return true;   /* a scalar: the struct copy has it */
+    }
+}
+
+static size_t repeated_elt_size(ProtobufCType t)
+{
+    switch (t) {
+    case PROTOBUF_C_TYPE_INT64: case PROTOBUF_C_TYPE_SINT64: case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_UINT64: case PROTOBUF_C_TYPE_FIXED64: case PROTOBUF_C_TYPE_DOUBLE:
+        return 8;
+    case PROTOBUF_C_TYPE_BOOL:
+        return sizeof(protobuf_c_boolean);
+    case PROTOBUF_C_TYPE_STRING:
+        return sizeof(char *);
+    case PROTOBUF_C_TYPE_BYTES:
+        return sizeof(ProtobufCBinaryData);
+    case PROTOBUF_C_TYPE_MESSAGE:
+        return sizeof(ProtobufCMessage *);
+    default:
+        return 4;      /* the 32-bit integers, float, enum */
+    }
+}
+
+/* (2): a deep copy of src in arena a, field by field from its descriptor: the struct
+ * (scalars, has_ flags, counts, oneof cases), then every string, bytes, submessage and
+ * repeated array that is present (for a oneof only the member its case names). Unknown
+ * fields are not copied (this node built src; it has none). */
+static void *pb_dup(struct kv_pb_arena *a, const ProtobufCMessage *src)
+{
+    const ProtobufCMessageDescriptor *desc = src->descriptor;
+    ProtobufCMessage *dst = arena_take(a, desc->sizeof_message);
+    if (!dst)
+        return NULL;
+    memcpy(dst, src, desc->sizeof_message);
+    dst->n_unknown_fields = 0;
+    dst->unknown_fields = NULL;
+    for (unsigned i = 0; i < desc->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &desc->fields[i];
+        uint8_t *member = (uint8_t *)dst + f->offset;
+        const uint8_t *quant = (const uint8_t *)dst + f->quantifier_offset;
+        if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+            uint32_t which;
+            memcpy(&which, quant, sizeof which);
+            if (which != f->id)
+                continue;
+        }
+        if (f->label != PROTOBUF_C_LABEL_REPEATED) {
+            if (!dup_member(a, f, member, f->label == PROTOBUF_C_LABEL_OPTIONAL))
+                return NULL;
+            continue;
+        }
+        size_t n, esz = repeated_elt_size(f->type);
+        memcpy(&n, quant, sizeof n);
+        void *arr;
+        memcpy(&arr, member, sizeof arr);
+        void *copy = NULL;
+        if (n) {
+            if (n > SIZE_MAX / esz || !(copy = arena_take(a, n * esz)))
+                return NULL;
+            memcpy(copy, arr, n * esz);
+            for (size_t k = 0; k < n; k++)
+                if (!dup_member(a, f, (uint8_t *)copy + k * esz, false))
+                    return NULL;
+        }
+        memcpy(member, &copy, sizeof copy);
+    }
+    return dst;
+}
+
+/* One round (2): switches sends to the other queue, delivers every message in this one,
+ * then releases its arena. */
 static void deliver_round(struct kv_cio *io)
 {
     struct kv_server *s = io->srv;
-    struct kv_vec q = io->self_q;
-    io->self_q = io->self_spare;
-    io->self_spare = (struct kv_vec){0};
-    size_t off = 0;
-    while (off + sizeof(uint32_t) <= q.len && !io->closing) {
-        uint32_t len;
-        memcpy(&len, q.ptr + off, sizeof len);
-        off += sizeof len;
-        /* No budget: this node packed these bytes itself, and a page of small records
-         * unpacks to more than kv_pb_arena_budget_for allows hostile input. */
-        kv_pb_arena_begin(&io->self_arena, SIZE_MAX);
-        Kv__PeerMessage *pm = kv__peer_message__unpack(&io->self_arena.pb, len, q.ptr + off);
-        off += len;
-        if (pm && s->cluster)
+    unsigned d = io->self_fill;
+    io->self_fill ^= 1u;
+    struct kv_vec *q = &io->self_q[d];
+    size_t n = q->len / sizeof(Kv__PeerMessage *);
+    for (size_t i = 0; i < n && !io->closing; i++) {
+        Kv__PeerMessage *pm;
+        memcpy(&pm, q->ptr + i * sizeof pm, sizeof pm);
+        if (s->cluster)
             kv_cluster_on_message(s->cluster, pm);
-        else if (!pm)
-            KV_WARN("a message to self did not unpack (%u bytes)", len);
-        /* The arena keeps pm until the next begin: never *__free_unpacked (arena.h (2)). */
     }
-    q.len = 0;
-    if (q.cap > SELF_KEEP_BYTES)
-        kv_vec_free(&q);
-    io->self_spare = q;
+    q->len = 0;
+    if (q->cap > SELF_KEEP_BYTES)
+        kv_vec_free(q);
+    /* No budget: the arena holds copies this node made of its own messages. */
+    kv_pb_arena_begin(&io->self_arena[d], SIZE_MAX);
 }
 
 void kv_cio_deliver(struct kv_cio *io)
@@ -119,10 +232,10 @@ void kv_cio_deliver(struct kv_cio *io)
     if (!io || io->delivering || io->closing)
         return;
     io->delivering = true;
-    for (unsigned r = 0; r < SELF_ROUNDS && io->self_q.len && !io->closing; r++)
+    for (unsigned r = 0; r < SELF_ROUNDS && io->self_q[io->self_fill].len && !io->closing; r++)
         deliver_round(io);
     io->delivering = false;
-    if (!io->self_q.len && io->idle_on) {
+    if (!io->self_q[io->self_fill].len && io->idle_on) {
         uv_idle_stop(&io->idle);
         io->idle_on = false;
     }
@@ -132,16 +245,14 @@ static void on_idle(uv_idle_t *h) { kv_cio_deliver(h->data); }
 
 static void send_self(struct kv_cio *io, const Kv__PeerMessage *msg)
 {
-    size_t len = kv__peer_message__get_packed_size(msg);
-    if (len > UINT32_MAX || kv_vec_reserve(&io->self_q, sizeof(uint32_t) + len) != 0)
+    struct kv_vec *q = &io->self_q[io->self_fill];
+    if (kv_vec_reserve(q, sizeof msg) != 0)
         return;   /* best effort, like any send */
-    uint32_t l32 = (uint32_t)len;
-    uint8_t *p = io->self_q.ptr + io->self_q.len;
-    memcpy(p, &l32, sizeof l32);
-    size_t packed = kv__peer_message__pack(msg, p + sizeof l32);
-    if (packed != len)
-        return;   /* cannot happen (protobuf-c packs what it measured); never queue junk */
-    io->self_q.len += sizeof l32 + len;
+    Kv__PeerMessage *copy = pb_dup(&io->self_arena[io->self_fill], &msg->base);
+    if (!copy)
+        return;   /* out of memory: the arena keeps what it took until the round ends */
+    memcpy(q->ptr + q->len, &copy, sizeof copy);
+    q->len += sizeof copy;
     kv_metrics_add(&io->srv->metrics.self_msgs, 1);
     if (!io->idle_on) {
         uv_idle_start(&io->idle, on_idle);
@@ -379,7 +490,10 @@ enum kv_status kv_cio_new(struct kv_server *s, struct kv_cio **out, struct kv_er
                (uint64_t)s->cfg.node_id << 52) | 1;
     uv_idle_init(s->loop, &io->idle);
     io->idle.data = io;
-    kv_pb_arena_init(&io->self_arena);
+    for (int i = 0; i < 2; i++) {
+        kv_pb_arena_init(&io->self_arena[i]);
+        kv_pb_arena_begin(&io->self_arena[i], SIZE_MAX);   /* (2): no budget */
+    }
     io->vt = (struct kv_cluster_io){
         .ctx = io, .send = io_send, .send_addr = io_send_addr, .set_addr = io_set_addr,
         .timer_start = io_timer_start, .timer_cancel = io_timer_cancel, .now_ms = io_now_ms,
@@ -402,7 +516,7 @@ void kv_cio_close(struct kv_cio *io)
         uv_close((uv_handle_t *)&io->timers[i]->h, NULL);
     uv_close((uv_handle_t *)&io->idle, NULL);
     io->idle_on = false;
-    io->self_q.len = 0;   /* undelivered self messages are dropped */
+    io->self_q[0].len = io->self_q[1].len = 0;   /* undelivered self messages are dropped */
 }
 
 void kv_cio_free(struct kv_cio *io)
@@ -412,8 +526,9 @@ void kv_cio_free(struct kv_cio *io)
     for (uint32_t i = 0; i < io->n_timers; i++)
         free(io->timers[i]);
     free(io->timers);
-    kv_vec_free(&io->self_q);
-    kv_vec_free(&io->self_spare);
-    kv_pb_arena_destroy(&io->self_arena);
+    for (int i = 0; i < 2; i++) {
+        kv_vec_free(&io->self_q[i]);
+        kv_pb_arena_destroy(&io->self_arena[i]);
+    }
     free(io);
 }
