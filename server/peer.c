@@ -7,9 +7,10 @@
  *     callback; a peer detaches from a failed attempt at once (pconn->peer = NULL), so a
  *     new attempt never waits for the old handle to close and late callbacks of the old
  *     one touch nothing but the pconn and their own write buffers.
- * (2) Bytes count against the queue limit from the moment they are framed until their
- *     uv_write completes, so a paused peer (SIGSTOP, full socket buffers) fills its queue
- *     and then loses new messages instead of growing memory.
+ * (2) Bytes count against the queue limit from the moment they are framed until the
+ *     socket took them (uv_try_write at a flush, or their uv_write completed), so a paused
+ *     peer (SIGSTOP, full socket buffers) fills its queue and then loses new messages
+ *     instead of growing memory.
  * (3) Peers are never freed before the loop has ended: their timer handles stay valid
  *     for the node's lifetime (kv_peers_close closes them, kv_peers_free frees).
  * (4) A peer address may name a host ("kvd1:7379"): every connection attempt resolves it
@@ -467,10 +468,29 @@ static void on_write(uv_write_t *req, int status)
         conn_failed(p, "write", status);
 }
 
+/* Like server/conn.c (2): uv_try_write first while no uv_write is in flight (order is
+ * kept), and a uv_write only for what the socket did not take. */
 static void peer_flush(struct kv_peer *p)
 {
     if (p->state != PEER_CONNECTED || !p->out.len)
         return;
+    if (p->writing == 0) {
+        uv_buf_t tb = uv_buf_init((char *)p->out.ptr, (unsigned)p->out.len);
+        int n = uv_try_write((uv_stream_t *)&p->conn->tcp, &tb, 1);
+        if (n < 0 && n != UV_EAGAIN && n != UV_ENOSYS) {
+            conn_failed(p, "write", n);
+            return;
+        }
+        if (n > 0)
+            kv_vec_consume(&p->out, (size_t)n);
+        if (p->out.len == 0) {
+            p->sent += p->out_msgs;
+            p->out_msgs = 0;
+            if (p->out.cap > (1u << 20))   /* one big message: do not keep its buffer */
+                kv_vec_free(&p->out);
+            return;
+        }
+    }
     struct pwrite *w = malloc(sizeof *w);
     if (!w)
         return;   /* stays queued for the next flush */
