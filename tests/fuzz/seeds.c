@@ -356,6 +356,57 @@ static void hints(void)
     }
 }
 
+/* --- state saved on disk: the membership view, Paxos acceptor state ---------------------- */
+
+static void put_packed(const ProtobufCMessage *m)
+{
+    size_t n = protobuf_c_message_get_packed_size(m);
+    uint8_t *b = malloc(n ? n : 1);
+    protobuf_c_message_pack(m, b);
+    put_bytes(b, n);
+    free(b);
+}
+
+static void disk_state(void)
+{
+    ProtobufCBinaryData toks[2] = {bin("g"), bin("t")};
+    Kv__NodeState ns[2] = {KV__NODE_STATE__INIT, KV__NODE_STATE__INIT};
+    for (int i = 0; i < 2; i++) {
+        ns[i].id = (uint32_t)i + 1;
+        ns[i].addr = i ? "10.99.0.2:7379" : "10.99.0.1:7379";
+        ns[i].region = "dc1";
+        ns[i].rack = "r1";
+        ns[i].tokens = toks + i;
+        ns[i].n_tokens = 1;
+        ns[i].generation = 3;
+        ns[i].version = 7;
+    }
+    Kv__NodeState *nss[2] = {&ns[0], &ns[1]};
+    Kv__Gossip g = KV__GOSSIP__INIT;
+    g.nodes = nss;
+    g.n_nodes = 2;
+    put_u8(0); put_packed(&g.base); emit();
+
+    Kv__Ballot b = KV__BALLOT__INIT;
+    b.hlc = (1800000000000ull << 16) | 9;
+    b.node = 1;
+    Kv__Record rec = KV__RECORD__INIT;
+    rec.key = bin("k");
+    rec.hlc = b.hlc;
+    rec.node = 1;
+    rec.value = bin("accepted");
+    Kv__PaxosState ps = KV__PAXOS_STATE__INIT;
+    ps.promised = &b;
+    put_u8(1); put_packed(&ps.base); emit();
+    ps.accepted = &rec;
+    ps.accepted_ballot = &b;
+    put_u8(1); put_packed(&ps.base); emit();
+    ps.accepted = NULL;
+    ps.accepted_ballot = NULL;
+    ps.committed = &b;
+    put_u8(1); put_packed(&ps.base); emit();
+}
+
 /* --- responses ---------------------------------------------------------------------------- */
 
 static void responses(void)
@@ -491,6 +542,8 @@ int main(int argc, char **argv)
     responses();
     start("config");
     configs();
+    start("disk_state");
+    disk_state();
     kv_vec_free(&g_buf);
     return 0;
 }
