@@ -36,8 +36,11 @@ void kv_pb_arena_init(struct kv_pb_arena *a);
 void kv_pb_arena_begin(struct kv_pb_arena *a, size_t budget);
 void kv_pb_arena_destroy(struct kv_pb_arena *a);
 
-/* The budget a decoder should give a payload of n bytes: protobuf-c's in-memory form of a
- * message is a small multiple of its wire size, plus a fixed allowance for the structs of
- * an empty message. */
-static inline size_t kv_pb_arena_budget_for(size_t n) { return 4 * n + 16384; }
+/* The budget a decoder should give a payload of n bytes. protobuf-c's in-memory form of a
+ * message is a multiple of its wire size that is largest for many small submessages: a
+ * scan reply's Record of an 8-byte key and value is ~30 bytes on the wire and ~130 in
+ * memory (struct, two byte copies, a pointer, 16-byte alignment), a minimal legal one about
+ * 10x; an empty one (a bomb) is 2 bytes for ~100. 16x keeps every legal message and refuses
+ * the bombs; the constant covers the structs of a small message. */
+static inline size_t kv_pb_arena_budget_for(size_t n) { return 16 * n + 65536; }
 #endif

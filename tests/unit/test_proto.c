@@ -1,5 +1,6 @@
 /* tests/unit/test_proto.c -- frame codec and message codec: round trips and corruption. */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "proto/codec.h"
@@ -155,6 +156,40 @@ START_TEST(test_an_arena_decode_is_bounded_by_its_budget_and_reusable)
     ck_assert_ptr_null(d);
     ck_assert_uint_le(a.used, kv_pb_arena_budget_for(len));
     ck_assert_ptr_nonnull(strstr(err.msg, "budget"));
+    /* A legal message of many small records (a scan reply's shape: ~4.5x its wire size in
+     * memory) fits its budget. */
+    {
+        enum { R = 1000 };
+        static Kv__Record recs[R];
+        static Kv__Record *ptrs[R];
+        static char kv[R][9];
+        for (int i = 0; i < R; i++) {
+            snprintf(kv[i], sizeof kv[i], "s:%06d", i);
+            recs[i] = (Kv__Record)KV__RECORD__INIT;
+            recs[i].key = (ProtobufCBinaryData){8, (uint8_t *)kv[i]};
+            recs[i].value = (ProtobufCBinaryData){8, (uint8_t *)kv[i]};
+            recs[i].hlc = 0x1234567890ull;
+            recs[i].node = 3;
+            ptrs[i] = &recs[i];
+        }
+        Kv__ReplicaWrite w = KV__REPLICA_WRITE__INIT;
+        w.n_records = R;
+        w.records = ptrs;
+        Kv__PeerMessage pm = KV__PEER_MESSAGE__INIT;
+        pm.body_case = KV__PEER_MESSAGE__BODY_WRITE;
+        pm.write = &w;
+        Kv__Request r = KV__REQUEST__INIT;
+        r.op_case = KV__REQUEST__OP_PEER;
+        r.peer = &pm;
+        size_t n = kv__request__get_packed_size(&r);
+        uint8_t *buf = malloc(n);
+        ck_assert_ptr_nonnull(buf);
+        kv__request__pack(&r, buf);
+        ck_assert_int_eq(kv_codec_decode_req(kv_slice_of(buf, n), &a, &d, &err), KV_OK);
+        ck_assert_uint_eq(d->peer->write->n_records, R);
+        ck_assert_uint_gt(a.used, 4 * n);   /* the budget the first version had: too small */
+        free(buf);
+    }
     /* The same arena then decodes an ordinary request, and again after the next begin. */
     for (int round = 0; round < 2; round++) {
         Kv__Request r = KV__REQUEST__INIT;
