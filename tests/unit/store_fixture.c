@@ -5,7 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <rocksdb/c.h>
 #include "common/clock.h"
+#include "storage/record.h"
+#include "storage/store_int.h"
 
 uint64_t fake_now = T0;
 uint64_t fake_clock(void) { return fake_now; }
@@ -139,3 +142,18 @@ void compact(struct kv_store *st)
     ck_assert_msg(kv_store_compact(st, &err) == KV_OK, "compact: %s", err.msg);
 }
 
+
+void plant_corrupt(struct kv_store *st, const char *key, const struct kv_record *r)
+{
+    size_t n = kv_record_encoded_size(r);
+    uint8_t *p = malloc(n);
+    ck_assert_ptr_nonnull(p);
+    kv_record_encode(r, p);
+    p[n - 1] ^= 0x20;
+    char *e = NULL;
+    rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+    rocksdb_put_cf(st->db, wo, st->cf[KV_CF_DATA], key, strlen(key), (const char *)p, n, &e);
+    rocksdb_writeoptions_destroy(wo);
+    ck_assert_ptr_null(e);
+    free(p);
+}

@@ -40,5 +40,8 @@ void expect_live(struct kv_store *st, const char *key, const char *val);
 void expect_raw(struct kv_store *st, const char *key, struct w x);
 enum kv_status get_raw_status(struct kv_store *st, const char *key);
 void flush(struct kv_store *st);
+/* Puts (not merges) the encoding of r under key with its last byte flipped: what a bit
+ * flipped on disk or in memory leaves for the record checksum to catch. */
+void plant_corrupt(struct kv_store *st, const char *key, const struct kv_record *r);
 void compact(struct kv_store *st);
 #endif

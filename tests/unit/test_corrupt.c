@@ -6,28 +6,16 @@
  * level must answer from the other replicas and never with the bad bytes; the coordinator
  * then replaces the bad copy with the newest good record. */
 #include <check.h>
-#include <rocksdb/c.h>
 #include <stdlib.h>
 #include <string.h>
 #include "storage/record.h"
-#include "storage/store_int.h"          /* st->db, st->cf: to plant the bad copy */
 #include "tests/sim/simcall.h"
+#include "tests/unit/store_fixture.h"
 
-static void plant_corrupt(struct sim *s, uint32_t id, const char *key)
+static void plant(struct sim *s, uint32_t id, const char *key)
 {
-    struct kv_store *st = sim_node(s, id)->store;
     struct kv_record r = {.ver = {1, 1}, .value = kv_slice_str("garbage!")};
-    size_t n = kv_record_encoded_size(&r);
-    uint8_t *p = malloc(n);
-    ck_assert_ptr_nonnull(p);
-    kv_record_encode(&r, p);
-    p[n - 1] ^= 0x40;
-    char *e = NULL;
-    rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
-    rocksdb_put_cf(st->db, wo, st->cf[KV_CF_DATA], key, strlen(key), (const char *)p, n, &e);
-    rocksdb_writeoptions_destroy(wo);
-    ck_assert_ptr_null(e);
-    free(p);
+    plant_corrupt(sim_node(s, id)->store, key, &r);
 }
 
 static enum kv_status stored_status(struct sim *s, uint32_t id, const char *key,
@@ -54,7 +42,7 @@ START_TEST(test_a_corrupt_replica_is_never_the_answer_and_is_repaired_from_the_o
             struct sim *s = sim_test_cluster(40 + l * 4 + via, 3);
             struct sim_call p = sim_put(s, 1, "k", "truth", KV_LEVEL_ALL);
             ck_assert_int_eq(p.r.st, KV_OK);
-            plant_corrupt(s, 3, "k");
+            plant(s, 3, "k");
             ck_assert_int_eq(stored_status(s, 3, "k", NULL), KV_CORRUPTION);
             struct sim_call g = sim_get(s, via, "k", levels[l]);
             if (levels[l] == KV_LEVEL_ALL) {
@@ -83,7 +71,7 @@ END_TEST
 START_TEST(test_without_a_good_copy_nothing_is_repaired_or_invented)
 {
     struct sim *s = sim_test_cluster(77, 3);
-    plant_corrupt(s, 3, "lonely");
+    plant(s, 3, "lonely");
     struct sim_call g = sim_get(s, 3, "lonely", KV_LEVEL_QUORUM);
     ck_assert_int_eq(g.r.st, KV_NOT_FOUND);          /* what nodes 1 and 2 hold */
     sim_run_for(s, 100);

@@ -16,21 +16,11 @@
 #include "storage/store_int.h"          /* st->db, st->cf: to plant bad bytes */
 #include "tests/unit/store_fixture.h"
 
-/* Puts (not merges) the encoding of x under key with one value byte flipped. */
-static void plant_corrupt(struct kv_store *st, const char *key, struct w x)
+/* plant_corrupt (store_fixture.h) for a record of version x. */
+static void plant(struct kv_store *st, const char *key, struct w x)
 {
     struct kv_write w = mk(key, x, 0);
-    size_t n = kv_record_encoded_size(&w.rec);
-    uint8_t *p = malloc(n);
-    ck_assert_ptr_nonnull(p);
-    kv_record_encode(&w.rec, p);
-    p[n - 1] ^= 0x20;
-    char *e = NULL;
-    rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
-    rocksdb_put_cf(st->db, wo, st->cf[KV_CF_DATA], key, strlen(key), (const char *)p, n, &e);
-    rocksdb_writeoptions_destroy(wo);
-    ck_assert_ptr_null(e);
-    free(p);
+    plant_corrupt(st, key, &w.rec);
 }
 
 static void repair(struct kv_store *st, const char *key, struct w x)
@@ -45,7 +35,7 @@ START_TEST(test_a_corrupt_record_reads_as_corruption_and_a_repair_replaces_it)
 {
     char dir[256];
     struct kv_store *st = open_fresh(dir, sizeof dir);
-    plant_corrupt(st, "k", (struct w){H(5), 1, "truth"});
+    plant(st, "k", (struct w){H(5), 1, "truth"});
     ck_assert_int_eq(get_raw_status(st, "k"), KV_CORRUPTION);
     /* An ordinary merge cannot fold over it: still corruption, never the new value alone. */
     put(st, "k", (struct w){H(3), 2, "older"}, 0);
@@ -63,7 +53,7 @@ START_TEST(test_a_lone_corrupt_value_is_replaced_too)
 {
     char dir[256];
     struct kv_store *st = open_fresh(dir, sizeof dir);
-    plant_corrupt(st, "k", (struct w){H(5), 1, "truth"});   /* no operand: no merge runs */
+    plant(st, "k", (struct w){H(5), 1, "truth"});   /* no operand: no merge runs */
     ck_assert_int_eq(get_raw_status(st, "k"), KV_CORRUPTION);
     repair(st, "k", (struct w){H(5), 1, "truth"});
     expect_raw(st, "k", (struct w){H(5), 1, "truth"});
@@ -75,7 +65,7 @@ START_TEST(test_a_repair_keeps_a_newer_write_stacked_above_the_corrupt_record)
 {
     char dir[256];
     struct kv_store *st = open_fresh(dir, sizeof dir);
-    plant_corrupt(st, "k", (struct w){H(5), 1, "old"});
+    plant(st, "k", (struct w){H(5), 1, "old"});
     put(st, "k", (struct w){H(9), 3, "newer"}, 0);   /* a merge operand over the bad base */
     ck_assert_int_eq(get_raw_status(st, "k"), KV_CORRUPTION);
     /* The coordinator's repair carries what the other replicas had: older than "newer". */
