@@ -2,7 +2,7 @@
 # scripts/fuzz.sh -- builds the clang libFuzzer build and runs one fuzz target.
 # Usage: scripts/fuzz.sh TARGET SECONDS [--merge] [libFuzzer flags...]
 #   TARGET   one of tests/fuzz/*.c that defines LLVMFuzzerTestOneInput (frame_req, peer,
-#            record, hint, scan, config, client_resp)
+#            record, hint, scan, config, client_resp, disk_state)
 #   SECONDS  -max_total_time; 0 = no time bound (pass -runs=N then)
 #   --merge  afterwards, minimise tests/fuzz/corpus/TARGET with -merge=1 over it and what
 #            this run found (the committed corpus stays small)
@@ -38,7 +38,7 @@ log="$build/fuzz-work/$target.log"
 # libFuzzer's per-input leak check would stop the world with LSan on most inputs; they run
 # without it (leaks are still caught by the replay in the default suite, under LSan).
 leak_flag=()
-case $target in peer|scan|hint) leak_flag=(-detect_leaks=0) ;; esac
+case $target in peer|scan|hint|disk_state) leak_flag=(-detect_leaks=0) ;; esac
 time_flag=()
 [ "$secs" != 0 ] && time_flag=(-max_total_time="$secs")
 echo "fuzz.sh: $target for ${secs}s, log $log" >&2
