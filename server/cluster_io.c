@@ -44,7 +44,8 @@ struct cio_timer {
 /* (2): rounds of self delivery per flush point; request, reply, repair and its ack of one
  * operation fit. */
 #define SELF_ROUNDS 4u
-/* A drained self queue larger than this (one big scan reply) is freed, not kept. */
+/* A drained queue of message pointers larger than this (a burst) is freed, not kept; the
+ * messages themselves live in the arena, whose every block a round's end releases. */
 #define SELF_KEEP_BYTES (1u << 20)
 
 struct cio_work {
