@@ -592,11 +592,11 @@ static bool acked_strong(const struct hop *h)
            h->level == KV_LEVEL_LINEARIZABLE;
 }
 
-/* (a) for one observation of key k: value v seen by an operation that was called at
- * `call` and returned at `ret`; `after` is the latest call of an acknowledged strong write
+/* (a) for one observation of key k: value v seen by an operation that returned at `ret`;
+ * `after` is the latest call of an acknowledged strong write
  * that returned before the observation began (0: none). */
-static void check_observation(struct chaos *ch, int k, int64_t v, uint64_t call, uint64_t ret,
-                              uint64_t after, const char *what, bool judge_lost)
+static void check_observation(struct chaos *ch, int k, int64_t v, uint64_t ret, uint64_t after,
+                              const char *what, bool judge_lost)
 {
     const char *name = ch->keys[k].name;
     if (v == -2) {
@@ -616,7 +616,6 @@ static void check_observation(struct chaos *ch, int k, int64_t v, uint64_t call,
         if (ret_of(w) >= after)
             fresh = true;
     }
-    (void)call;
     if (v >= 0 && !any) {
         violation(ch, "(a) %s of %s returned %" PRId64 ", %s", what, name, v,
                   failed_src ? "the value of a write that definitely failed"
@@ -658,10 +657,10 @@ static void check_reads(struct chaos *ch)
             char what[64];
             snprintf(what, sizeof what, "a %s%s read via node %u", h->final ? "final " : "",
                      kv_level_name(h->level), h->node);
-            check_observation(ch, h->key, h->value, h->call, h->ret, after, what, judge);
+            check_observation(ch, h->key, h->value, h->ret, after, what, judge);
         } else if (h->f == F_CAS && h->applied == 0) {
-            check_observation(ch, h->key, h->current, h->call, h->ret, 0,
-                              "a cas's current value", false);
+            check_observation(ch, h->key, h->current, h->ret, 0, "a cas's current value",
+                              false);
         }
     }
 }
@@ -1128,7 +1127,7 @@ int chaos_run(const struct chaos_opts *o, struct chaos_result *r)
             snprintf(r->first, sizeof r->first, "node %d did not start", i);
             return -1;
         }
-    if (!run_until_polled(&ch, all_up, 10, 10000))
+    if (!run_until_polled(&ch, all_up, 25, 10000))
         violation(&ch, "the healthy cluster never saw every node up");
     /* Traffic under faults. */
     uint64_t start = sim_now(ch.s), end = start + (o->duration_ms ? o->duration_ms : 2000);
@@ -1156,7 +1155,7 @@ int chaos_run(const struct chaos_opts *o, struct chaos_result *r)
         if (!sim_node(ch.s, (uint32_t)i)->cluster)
             restart(&ch, (uint32_t)i);
     }
-    if (!run_until_polled(&ch, all_up, 10, 20000))
+    if (!run_until_polled(&ch, all_up, 25, 20000))
         violation(&ch, "after the heal not every node saw every other up within 20 s");
     /* Hints for replicas that were up (an ack lost, say) wait for the next replay tick
      * (hints.c: 10 s): a few seconds of settling is what a run can afford; what is still
