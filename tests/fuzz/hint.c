@@ -1,6 +1,8 @@
 /* tests/fuzz/hint.c -- fuzz target: stored hints (cluster/hints.h) read back from disk.
  *
- * Input: u8 key length (mod 41) | the key | the value (the rest). The key goes through
+ * Input: u8 mode | the key | the value (the rest); the mode's low 7 bits mod 41 are the
+ * key's length, bit 7 set recomputes the value's checksum (its first 4 bytes, hints.h)
+ * first so the fuzzer mutates the record behind it. The key goes through
  * kv_hint_key_decode, the value through kv_hint_value_ok under two limits (the default
  * 1 MiB and a small one, so the bound itself is exercised). A value that may be replayed
  * is then sent as the replay sends it -- a ReplicaWrite with is_hint, packed into a
@@ -51,7 +53,9 @@ static void setup(void)
 
 static void replay_to(uint32_t node, struct kv_slice v)
 {
-    Kv__Record *rec = kv__record__unpack(NULL, v.len, v.ptr);
+    struct kv_slice pk;
+    FUZZ_CHECK(kv_hint_value_packed(v, &pk));
+    Kv__Record *rec = kv__record__unpack(NULL, pk.len, pk.ptr);
     FUZZ_CHECK(rec != NULL);
     Kv__ReplicaWrite w = KV__REPLICA_WRITE__INIT;
     w.records = &rec;
@@ -93,7 +97,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         setup();
     if (size < 1)
         return 0;
-    size_t klen = data[0] % 41;
+    bool reseal = data[0] & 0x80;
+    size_t klen = (data[0] & 0x7fu) % 41;
     if (klen > size - 1)
         klen = size - 1;
     /* Exact-size copies: ASan sees any read past the key or the value. */
@@ -102,6 +107,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t vlen = size - 1 - klen;
     uint8_t *val = malloc(vlen ? vlen : 1);
     memcpy(val, data + 1 + klen, vlen);
+    if (reseal && vlen >= KV_HINT_CHECK_LEN) {
+        uint32_t h = kv_hash32(val + KV_HINT_CHECK_LEN, vlen - KV_HINT_CHECK_LEN);
+        for (int i = 0; i < 4; i++)
+            val[i] = (uint8_t)(h >> (24 - 8 * i));
+    }
 
     uint32_t target = 0;
     uint64_t created = 0, seq = 0;
