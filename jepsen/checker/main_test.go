@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -120,5 +121,28 @@ func TestAvailabilityBelowTheMinimumFailsOnlyTheJudgedNemeses(t *testing.T) {
 	judgeAvailability(s, 0.89, "partition,isolate,ring")
 	if len(s.Unavailable) != 0 {
 		t.Fatalf("90%% is above 89%%, got %v", s.Unavailable)
+	}
+}
+
+// A CAS is Paxos whatever the run's level: a minority refusing it does not make ONE
+// unavailable, but at LINEARIZABLE it counts.
+func TestRefusedCasCountsAgainstAvailabilityOnlyAtLinearizable(t *testing.T) {
+	wins := []Window{{Nemesis: "partition", StartNs: 100, EndNs: 200}}
+	ops := []*Op{reg(1, "write", 1, "ok", 100, 101), reg(2, "read", 1, "ok", 102, 103)}
+	cas := reg(3, "cas", 2, "fail", 104, 105)
+	cas.Expect = i64(1)
+	ops = append(ops, cas)
+	for _, c := range []struct {
+		level string
+		want  string
+	}{{"one", "100.0"}, {"linearizable", "66.7"}} {
+		s := check(ops, wins, c.level, t.TempDir(), 10*time.Second)
+		for _, r := range s.Rows {
+			if r.Nemesis == "partition" {
+				if got := fmt.Sprintf("%.1f", 100*r.Avail); got != c.want {
+					t.Fatalf("%s: availability %s%%, want %s%%", c.level, got, c.want)
+				}
+			}
+		}
 	}
 }
