@@ -360,13 +360,18 @@ static void prepared(struct px_op *op)
         return;
     }
     if (op->maybe_proposed && op->has_current && is_own(op, ver_of(&op->current))) {
-        /* Another proposer finished our proposal: it is the current value. */
+        /* Our proposal was committed (by us in an earlier attempt, or by another proposer):
+         * it is the current value, but the promise quorum found it in a data store, and
+         * maybe in only one: that commit may have reached fewer than q before it gave up.
+         * It is committed again (same record, same version: idempotent) before the answer,
+         * so a LINEARIZABLE read of any quorum's data finds it -- jepsen caught a read
+         * returning the older value right after this path had answered "applied". */
         if (!copy_rec(op, &op->prop, &op->current)) {
             answer_timeout(op, "out of memory");
             return;
         }
-        op->finishing = false;
-        committed(op);
+        op->finishing = op->ours = true;
+        send_commit(op);
         return;
     }
     if (!expectation_met(op)) {
