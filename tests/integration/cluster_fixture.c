@@ -64,12 +64,13 @@ void set_flags_more(struct kvd_proc *p, int i, const char *seeds,
     kvd_set_extra(p, f);
 }
 
-struct kvc_client *client_at(const struct kvd_proc *p)
+/* A client of node p alone, with the suites' timeouts. */
+static struct kvc_client *connect_to(const struct kvd_proc *p, bool token_aware)
 {
     struct kvc_opts o;
     kvc_opts_default(&o);
     o.addrs = p->addr;
-    o.token_aware = false;
+    o.token_aware = token_aware;
     o.timeout_ms = 3000;
     o.connect_timeout_ms = 1000;
     struct kvc_client *c = NULL;
@@ -78,6 +79,8 @@ struct kvc_client *client_at(const struct kvd_proc *p)
     ck_assert_msg(rc == KVC_OK, "connect %s: %s", p->addr, err.msg);
     return c;
 }
+
+struct kvc_client *client_at(const struct kvd_proc *p) { return connect_to(p, false); }
 
 /* Node `p`'s view: how many nodes it sees up, and (when id != 0) that node's generation
  * and liveness. -1 when it does not answer. */
@@ -115,20 +118,7 @@ int view_of(const struct kvd_proc *p, uint32_t id, uint64_t *gen, bool *up)
 
 /* A token-aware client pointed at p alone: it learns the ring from p, so it would route
  * a normal get to the key's replica, but a local read must still go to p. */
-struct kvc_client *client_ta(const struct kvd_proc *p)
-{
-    struct kvc_opts o;
-    kvc_opts_default(&o);
-    o.addrs = p->addr;
-    o.token_aware = true;
-    o.timeout_ms = 3000;
-    o.connect_timeout_ms = 1000;
-    struct kvc_client *c = NULL;
-    struct kvc_err err;
-    int rc = kvc_connect(&o, &c, &err);
-    ck_assert_msg(rc == KVC_OK, "connect %s: %s", p->addr, err.msg);
-    return c;
-}
+struct kvc_client *client_ta(const struct kvd_proc *p) { return connect_to(p, true); }
 
 /* Local reads of keys[0..n) on node p, pipelined; ops[i] holds each result (the caller
  * frees ops[i].result when err.code is KVC_OK). */
