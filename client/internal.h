@@ -195,6 +195,7 @@ struct kvc_client {
     size_t *pfd_node;
     size_t pfd_cap;
     struct kvc_err last_err;      /* why the last connect attempt failed */
+    uint64_t rng;                 /* backoff jitter (calls.c); seeded per client */
 };
 
 /* nodes.c */

@@ -277,6 +277,7 @@ void kvc__op_fill(struct kvc_op *op, const Kv__Response *resp, uint32_t max_valu
                                                          : kv_status_str((enum kv_status)code);
     int n = snprintf(op->err.msg, sizeof op->err.msg, "%s", msg);
     op->err.code = code;
+    op->retry_after_ms = code == KVC_OVERLOADED ? resp->retry_after_ms : 0;
     if ((code == KVC_TIMEOUT || code == KVC_UNAVAILABLE) &&
         (resp->acks || resp->required || resp->alive) && n >= 0 &&
         (size_t)n < sizeof op->err.msg) {

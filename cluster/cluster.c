@@ -80,6 +80,7 @@ void kv_cluster_opts_default(struct kv_cluster_opts *o)
     o->max_hint_age_ms = 3ull * 3600 * 1000;
     o->scan_default_limit = 100;
     o->max_value = 1u << 20;
+    o->deadline_slack_ms = 1000;
 }
 
 uint64_t kv_cluster__now(const struct kv_cluster *c) { return c->io.now_ms(c->io.ctx); }
@@ -287,6 +288,61 @@ void kv_cluster__send(struct kv_cluster *c, uint32_t to, uint64_t op_id, Kv__Pee
     msg->hlc = kv_hlc_now(c->hlc, kv_cluster__now(c));
     msg->op_id = op_id;
     c->io.send(c->io.ctx, to, msg);
+}
+
+void kv_cluster__op_deadline_in(struct kv_coord_op *op, uint64_t ms)
+{
+    op->deadline = op->c->io.mono_ms(op->c->io.ctx) + ms;
+}
+
+void kv_cluster__send_op(struct kv_coord_op *op, uint32_t to, Kv__PeerMessage *msg)
+{
+    struct kv_cluster *c = op->c;
+    if (op->deadline) {
+        uint64_t now = c->io.mono_ms(c->io.ctx);
+        /* Sent at or past its deadline (a last resend): 1 ms, so it still carries one. */
+        uint64_t left = op->deadline > now ? op->deadline - now : 1;
+        msg->timeout_ms = left > UINT32_MAX ? UINT32_MAX : (uint32_t)left;
+        msg->deadline_ms = kv_hlc_peek_ms(c->hlc, kv_cluster__now(c)) + msg->timeout_ms;
+    }
+    kv_cluster__send(c, to, op->id, msg);
+}
+
+uint64_t kv_cluster__msg_deadline(const struct kv_cluster *c, const Kv__PeerMessage *msg)
+{
+    if (!msg->timeout_ms)
+        return 0;
+    uint64_t now = c->io.mono_ms(c->io.ctx);
+    /* (7): the budget bounds the time the work may wait here; the deadline on the
+     * sender's hybrid clock catches time spent before it got here -- in a socket buffer of
+     * a paused process, say -- which the budget alone cannot see. The message's HLC has
+     * just been observed, so this node's clock is not behind the sender's; slack covers
+     * how far the sender's may have lagged the cluster's fastest clock. */
+    uint64_t wall = kv_hlc_peek_ms(c->hlc, kv_cluster__now(c));
+    uint64_t last = msg->deadline_ms + c->o.deadline_slack_ms;
+    if (last < msg->deadline_ms)            /* overflow of a hostile deadline_ms */
+        last = UINT64_MAX;
+    if (wall >= last)
+        return now ? now : 1;
+    uint64_t left = last - wall;
+    if (left > msg->timeout_ms)
+        left = msg->timeout_ms;
+    return now + left;
+}
+
+bool kv_cluster__expired(struct kv_cluster *c, uint64_t deadline)
+{
+    if (!deadline || c->io.mono_ms(c->io.ctx) < deadline)
+        return false;
+    c->stats.expired_dropped++;
+    return true;
+}
+
+struct kv_cluster__deadline kv_cluster__job_deadline(const struct kv_cluster *c,
+                                                     const Kv__PeerMessage *msg)
+{
+    return (struct kv_cluster__deadline){kv_cluster__msg_deadline(c, msg), c->io.mono_ms,
+                                         c->io.ctx};
 }
 
 /* member.c stamps its gossip through this, so gossip carries the HLC too (2). */
@@ -683,6 +739,19 @@ void kv_cluster_on_message(struct kv_cluster *c, const Kv__PeerMessage *msg)
         return;
     }
     kv_hlc_observe(c->hlc, msg->hlc);
+    switch (msg->body_case) {
+    case KV__PEER_MESSAGE__BODY_WRITE:
+    case KV__PEER_MESSAGE__BODY_READ:
+    case KV__PEER_MESSAGE__BODY_SCAN:
+    case KV__PEER_MESSAGE__BODY_PREPARE:
+    case KV__PEER_MESSAGE__BODY_PROPOSE:
+    case KV__PEER_MESSAGE__BODY_COMMIT:
+        if (kv_cluster__expired(c, kv_cluster__msg_deadline(c, msg)))   /* (7) */
+            return;
+        break;
+    default:
+        break;
+    }
     switch (msg->body_case) {
     case KV__PEER_MESSAGE__BODY_GOSSIP:
         if (msg->from != c->o.node_id)

@@ -14,7 +14,17 @@
  *     QUORUM, ALL, LOCAL_QUORUM, EACH_QUORUM, LINEARIZABLE and cas never count one.
  * (5) Read repair, hints and replication never mint a version; only client writes do.
  * (6) A callback runs exactly once per request, on the cluster thread, never before the
- *     call that started the request has returned. */
+ *     call that started the request has returned.
+ * (7) Deadlines: a request's timeout_ms is its deadline. The coordinator answers TIMEOUT
+ *     (with the acks so far) when it passes, and every message it sends replicas for the
+ *     request carries what is left of it (PeerMessage.timeout_ms, and deadline_ms on the
+ *     sender's hybrid clock, which every message carries and every receiver observes, so
+ *     wall-clock skew between nodes does not move it). A replica drops such work,
+ *     unanswered, once the deadline has passed: on arrival, when it has waited its budget
+ *     here or when deadline_ms plus deadline_slack_ms (how far a sender's HLC may lag the
+ *     cluster's) is behind this node's HLC; and again when a queued read or scan reaches a
+ *     storage thread. Dropping is always safe (it is a lost message); stats.expired_dropped
+ *     counts it. */
 #ifndef KV_CLUSTER_CLUSTER_H
 #define KV_CLUSTER_CLUSTER_H
 #include <stdbool.h>
@@ -56,6 +66,8 @@ struct kv_cluster_opts {
     uint64_t max_hint_age_ms;       /* older hints are dropped, not replayed; default 3 h */
     uint32_t scan_default_limit;    /* default 100 */
     uint32_t max_value;             /* for validating peer records; default 1 MiB */
+    /* how far a sender's HLC may lag when judging its deadline (7); default 1000 */
+    uint32_t deadline_slack_ms;
     /* TEST ONLY (server setting debug_skip_writeback, requires debug = true): LINEARIZABLE
      * reads answer without writing the newest value back, which makes new->old inversions
      * possible. Exists so the jepsen harness can prove its checker catches them. */
@@ -155,6 +167,8 @@ void kv_cluster_status_free(Kv__ClusterStatus *st);
 struct kv_cluster_stats {
     uint64_t hints_pending, hints_stored, hints_replayed, hints_dropped;
     uint64_t read_repairs, replica_timeouts, messages_malformed;
+    /* replica work dropped because its deadline had passed (7) */
+    uint64_t expired_dropped;
     /* corruption: reads this replica answered CORRUPTION; replies of that kind this
      * coordinator got; repairs (replace_corrupt writes) it sent for them */
     uint64_t corrupt_reads, corrupt_replies, corrupt_repairs;

@@ -389,7 +389,7 @@ static void send_record(struct point_op *op, uint32_t to, const Kv__Record *rec,
     Kv__PeerMessage pm = KV__PEER_MESSAGE__INIT;
     pm.body_case = KV__PEER_MESSAGE__BODY_WRITE;
     pm.write = &w;
-    kv_cluster__send(op->hdr.c, to, op->hdr.id, &pm);
+    kv_cluster__send_op(&op->hdr, to, &pm);
 }
 
 static void note_error(struct point_op *op, uint32_t from, Kv__Status st, const char *msg)
@@ -796,6 +796,7 @@ static struct point_op *point_start(struct kv_cluster *c, struct kv_slice key,
     kv__record__init(&op->best);
     kv__record__init(&op->ans);
     kv_cluster__op_add(c, &op->hdr);
+    kv_cluster__op_deadline_in(&op->hdr, op->timeout_ms);
     kv_cluster__op_timer(&op->hdr, op->timeout_ms);
     return op;
 }
@@ -892,7 +893,7 @@ void kv_coord_get(struct kv_cluster *c, struct kv_slice key, enum kv_level level
     for (size_t i = 0; i < op->n; i++) {
         if (op->alive_mask >> i & 1) {
             op->rep[i].st = REP_SENT;
-            kv_cluster__send(c, op->rep[i].id, op->hdr.id, &pm);
+            kv_cluster__send_op(&op->hdr, op->rep[i].id, &pm);
         }
     }
 }

@@ -593,6 +593,7 @@ static void send_batch(struct kv_cluster *c, struct batch_job *j)
     j->lens = NULL;
     j->n = 0;
     kv_cluster__op_add(c, &op->hdr);
+    kv_cluster__op_deadline_in(&op->hdr, c->o.default_timeout_ms);
     kv_cluster__op_timer(&op->hdr, c->o.default_timeout_ms);
     Kv__ReplicaWrite w = KV__REPLICA_WRITE__INIT;
     w.records = recs;
@@ -601,7 +602,7 @@ static void send_batch(struct kv_cluster *c, struct batch_job *j)
     Kv__PeerMessage pm = KV__PEER_MESSAGE__INIT;
     pm.body_case = KV__PEER_MESSAGE__BODY_WRITE;
     pm.write = &w;
-    kv_cluster__send(c, op->target, op->hdr.id, &pm);
+    kv_cluster__send_op(&op->hdr, op->target, &pm);
     for (size_t i = 0; i < op->n; i++)
         kv__record__free_unpacked(recs[i], NULL);
     free(recs);

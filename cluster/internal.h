@@ -55,6 +55,7 @@ struct kv_coord_op {
     const struct kv_coord_op_vt *vt;
     struct kv_cluster *c;
     uint64_t timer;
+    uint64_t deadline;                  /* mono ms when the caller stops waiting; 0: none */
 };
 
 /* Gives op a fresh id and inserts it (a scan calls it again per round, so replies to an
@@ -67,6 +68,9 @@ struct kv_coord_op *kv_cluster__op_find(const struct kv_cluster *c, uint64_t id)
 /* Starts op's timer (cancelling any running one); timeout then runs vt->timeout. */
 void kv_cluster__op_timer(struct kv_coord_op *op, uint64_t ms);
 void kv_cluster__op_timer_cancel(struct kv_coord_op *op);
+/* Sets op's deadline to ms from now: every request sent for it with kv_cluster__send_op
+ * carries it, and replicas drop the work once it has passed (cluster.h (7)). */
+void kv_cluster__op_deadline_in(struct kv_coord_op *op, uint64_t ms);
 
 /* --- the cluster ---------------------------------------------------------------------- */
 
@@ -96,6 +100,26 @@ struct kv_cluster {
 
 /* Stamps msg (from, hlc, op_id) and sends it to node `to` (possibly self). */
 void kv_cluster__send(struct kv_cluster *c, uint32_t to, uint64_t op_id, Kv__PeerMessage *msg);
+/* kv_cluster__send of a request made for op, stamped with op's deadline. */
+void kv_cluster__send_op(struct kv_coord_op *op, uint32_t to, Kv__PeerMessage *msg);
+/* Receiving side of a request's deadline (cluster.h (7)): 0 when msg carries none, else the
+ * mono ms after which its work is useless (already <= now when it expired on the way). */
+uint64_t kv_cluster__msg_deadline(const struct kv_cluster *c, const Kv__PeerMessage *msg);
+/* Whether mono ms `deadline` (from kv_cluster__msg_deadline) has passed; counts a drop in
+ * stats.expired_dropped when it has. */
+bool kv_cluster__expired(struct kv_cluster *c, uint64_t deadline);
+/* A job's deadline as a storage thread checks it (2): io's mono_ms is callable there. */
+struct kv_cluster__deadline {
+    uint64_t at;                        /* mono ms; 0: none */
+    uint64_t (*mono_ms)(void *ctx);
+    void *ctx;
+};
+struct kv_cluster__deadline kv_cluster__job_deadline(const struct kv_cluster *c,
+                                                     const Kv__PeerMessage *msg);
+static inline bool kv_cluster__deadline_passed(const struct kv_cluster__deadline *d)
+{
+    return d->at && d->mono_ms(d->ctx) >= d->at;
+}
 uint64_t kv_cluster__now(const struct kv_cluster *c);   /* wall ms */
 const char *kv_cluster__region_of(const struct kv_cluster *c, uint32_t id);
 /* KV_OK or why a client request must be refused now (not joined yet). */

@@ -151,7 +151,7 @@ static void send_rec(struct lin_op *op, uint32_t to, const Kv__Record *rec)
     Kv__PeerMessage pm = KV__PEER_MESSAGE__INIT;
     pm.body_case = KV__PEER_MESSAGE__BODY_WRITE;
     pm.write = &w;
-    kv_cluster__send(op->hdr.c, to, op->hdr.id, &pm);
+    kv_cluster__send_op(&op->hdr, to, &pm);
 }
 
 static void send_read(struct lin_op *op, uint32_t to)
@@ -163,7 +163,7 @@ static void send_read(struct lin_op *op, uint32_t to)
     Kv__PeerMessage pm = KV__PEER_MESSAGE__INIT;
     pm.body_case = KV__PEER_MESSAGE__BODY_READ;
     pm.read = &rd;
-    kv_cluster__send(op->hdr.c, to, op->hdr.id, &pm);
+    kv_cluster__send_op(&op->hdr, to, &pm);
 }
 
 /* The op's one timer: the deadline, or sooner the next resend of the phase (7). */
@@ -539,6 +539,7 @@ static void lin_start(struct kv_cluster *c, struct kv_slice key, bool is_read,
     op->timeout_ms = timeout_ms ? timeout_ms : c->o.default_timeout_ms;
     op->q = q;
     op->started = c->io.mono_ms(c->io.ctx);
+    op->hdr.deadline = op->started + op->timeout_ms;   /* its messages carry it (cluster.h (7)) */
     op->n = n;
     op->alive_mask = alive;
     op->key = k;

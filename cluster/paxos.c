@@ -224,7 +224,7 @@ static void send_phase(struct px_op *op, uint32_t mask)
     }
     for (size_t i = 0; i < op->n; i++)
         if (mask >> i & 1)
-            kv_cluster__send(op->hdr.c, op->rep[i].id, op->hdr.id, &pm);
+            kv_cluster__send_op(&op->hdr, op->rep[i].id, &pm);
 }
 
 /* The op's one timer: the deadline, or sooner the next resend of the round (7). */
@@ -649,6 +649,7 @@ static void px_start(struct kv_cluster *c, struct kv_slice key, bool cond, bool 
     op->ttl_ms = ttl_ms;
     op->timeout_ms = timeout_ms ? timeout_ms : c->o.default_timeout_ms;
     op->deadline = c->io.mono_ms(c->io.ctx) + op->timeout_ms;
+    op->hdr.deadline = op->deadline;            /* what its messages carry (cluster.h (7)) */
     op->resend_ms = op->timeout_ms / 4 ? op->timeout_ms / 4 : 1;
     op->q = q;
     op->round_trips = round_trips;

@@ -86,6 +86,8 @@ struct read_job {
     uint8_t *key;
     size_t key_len;
     bool linear, paxos;             /* linear: also look for Paxos state (paxos: found) */
+    struct kv_cluster__deadline deadline;
+    bool expired;                   /* the deadline passed while queued: not read */
     enum kv_status st;
     struct kv_err err;
     struct kv_store_item item;
@@ -103,6 +105,8 @@ static void read_job_drop(struct kv_cluster__job *j) { read_job_free((struct rea
 static void read_work(void *arg)
 {
     struct read_job *j = arg;
+    if ((j->expired = kv_cluster__deadline_passed(&j->deadline)))   /* cluster.h (7) */
+        return;
     j->st = kv_store_get(j->store, kv_slice_of(j->key, j->key_len), KV_STORE_RAW, &j->item,
                          &j->err);
     if (j->linear) {
@@ -117,6 +121,11 @@ static void read_done(void *arg)
 {
     struct read_job *j = arg;
     kv_cluster__job_remove(&j->hdr);
+    if (j->expired) {
+        j->c->stats.expired_dropped++;
+        read_job_free(j);
+        return;
+    }
     Kv__ReplicaReadReply rr = KV__REPLICA_READ_REPLY__INIT;
     Kv__Record rec = KV__RECORD__INIT;
     rr.status = kv_codec_status_to_wire(j->st);
@@ -172,6 +181,7 @@ void kv_replica_on_read(struct kv_cluster *c, const Kv__PeerMessage *msg)
     j->store = c->store;
     j->to = msg->from;
     j->op_id = msg->op_id;
+    j->deadline = kv_cluster__job_deadline(c, msg);
     kv_cluster__job_add(c, &j->hdr, read_job_drop);
     /* A read the memtable or block cache can answer costs far less than a hop to a
      * storage thread and back (the hop's context switches were most of a read's CPU), and
@@ -200,6 +210,8 @@ struct scan_job {
     size_t start_len, end_len;
     bool start_exclusive, keys_only;
     uint32_t limit;
+    struct kv_cluster__deadline deadline;
+    bool expired;                   /* the deadline passed while queued: not scanned */
     /* results, filled by scan_work */
     enum kv_status st;
     struct kv_err err;
@@ -254,6 +266,8 @@ static Kv__Record *copy_record(struct kv_slice key, const struct kv_record *r, b
 static void scan_work(void *arg)
 {
     struct scan_job *j = arg;
+    if ((j->expired = kv_cluster__deadline_passed(&j->deadline)))   /* cluster.h (7) */
+        return;
     struct kv_store_iter *it = NULL;
     j->st = kv_store_iter_new(j->store, kv_slice_of(j->start, j->start_len), j->start_exclusive,
                               kv_slice_of(j->end, j->end_len), KV_STORE_RAW, &it, &j->err);
@@ -295,6 +309,11 @@ static void scan_done(void *arg)
 {
     struct scan_job *j = arg;
     kv_cluster__job_remove(&j->hdr);
+    if (j->expired) {
+        j->c->stats.expired_dropped++;
+        scan_job_free(j);
+        return;
+    }
     Kv__ReplicaScanReply sr = KV__REPLICA_SCAN_REPLY__INIT;
     sr.status = kv_codec_status_to_wire(j->st);
     if (j->st == KV_OK) {
@@ -350,6 +369,7 @@ void kv_replica_on_scan(struct kv_cluster *c, const Kv__PeerMessage *msg)
     j->store = c->store;
     j->to = msg->from;
     j->op_id = msg->op_id;
+    j->deadline = kv_cluster__job_deadline(c, msg);
     kv_cluster__job_add(c, &j->hdr, scan_job_drop);
     c->io.run(c->io.ctx, scan_work, scan_done, j);
 }

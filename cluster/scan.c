@@ -271,7 +271,7 @@ static void scan_round(struct scan_op *op)
         op->rep[i].id = ids[i];
         if (alive >> i & 1) {
             op->rep[i].st = SREP_SENT;
-            kv_cluster__send(c, ids[i], op->hdr.id, &pm);
+            kv_cluster__send_op(&op->hdr, ids[i], &pm);
         }
     }
 }
@@ -370,7 +370,7 @@ static unsigned send_repairs(struct scan_op *op, uint32_t to, const struct repai
         Kv__PeerMessage pm = KV__PEER_MESSAGE__INIT;
         pm.body_case = KV__PEER_MESSAGE__BODY_WRITE;
         pm.write = &w;
-        kv_cluster__send(op->hdr.c, to, op->hdr.id, &pm);
+        kv_cluster__send_op(&op->hdr, to, &pm);
         msgs++;
         i = j;
     }
@@ -583,6 +583,7 @@ static void scan_timeout(struct kv_coord_op *hdr)
     struct scan_op *op = (struct scan_op *)hdr;
     if (!op->started) {
         op->started = true;
+        kv_cluster__op_deadline_in(hdr, op->timeout_ms);
         kv_cluster__op_timer(hdr, op->timeout_ms);
         scan_round(op);
         return;

@@ -16,6 +16,12 @@ uint64_t kv_hlc_now(struct kv_hlc *c, uint64_t physical_ms)
     }
 }
 
+uint64_t kv_hlc_peek_ms(struct kv_hlc *c, uint64_t physical_ms)
+{
+    uint64_t last = kv_hlc_ms(atomic_load(&c->last));
+    return last > physical_ms ? last : physical_ms;
+}
+
 void kv_hlc_observe(struct kv_hlc *c, uint64_t remote)
 {
     uint64_t old = atomic_load(&c->last);

@@ -16,6 +16,10 @@ struct kv_hlc {
 void kv_hlc_init(struct kv_hlc *c);
 /* A new timestamp above every earlier one; physical_ms is the current wall clock. */
 uint64_t kv_hlc_now(struct kv_hlc *c, uint64_t physical_ms);
+/* The clock's millisecond part now without minting a stamp: the later of physical_ms and
+ * the last stamp issued or observed. Nodes that exchange messages agree on it to within a
+ * message's age whatever their wall clocks' skew, which is what deadlines need. */
+uint64_t kv_hlc_peek_ms(struct kv_hlc *c, uint64_t physical_ms);
 /* Moves the clock forward past a timestamp received from a peer or read from disk. */
 void kv_hlc_observe(struct kv_hlc *c, uint64_t remote);
 #endif

@@ -63,6 +63,8 @@ static const struct opt g_opts[] = {
     O("hint_max_age_s", T_U64, hint_max_age_s, "older hints are dropped, not replayed (10800)"),
     O("peer_queue_bytes", T_U32, peer_queue_bytes,
       "per peer: messages queued beyond this are dropped (8388608)"),
+    O("peer_deadline_slack_ms", T_U32, peer_deadline_slack_ms,
+      "how late a peer request may arrive past its deadline before a replica drops it (1000)"),
     O("debug", T_BOOL, debug, "allow the test-only debug_* settings: true | false (false)"),
     O("debug_clock_offset_ms", T_I64, debug_clock_offset_ms,
       "TEST ONLY, needs debug = true: shift this node's wall clock by N ms, signed (0)"),
@@ -110,6 +112,7 @@ void kv_config_default(struct kv_config *c)
     c->hint_max_bytes = 256u << 20;
     c->hint_max_age_s = 3 * 3600;
     c->peer_queue_bytes = 8u << 20;
+    c->peer_deadline_slack_ms = 1000;
 }
 
 static const char *const g_levels[KV_CONFIG_LEVELS] = {

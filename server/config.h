@@ -52,6 +52,7 @@ struct kv_config {
     uint64_t hint_max_bytes;
     uint64_t hint_max_age_s;
     uint32_t peer_queue_bytes;    /* per peer: frames queued beyond this are dropped */
+    uint32_t peer_deadline_slack_ms; /* lateness allowed past a peer request's deadline */
     /* test only, see (3) */
     bool debug;                   /* allows the debug_* settings */
     int64_t debug_clock_offset_ms; /* added to the wall clock (kv_clock_set_offset_ms) */

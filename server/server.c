@@ -114,6 +114,9 @@ static void render_cluster(struct kv_server *s, struct kv_vec *out)
          st.corrupt_repairs);
     emit(out, "kvd_cluster_replica_timeouts_total", "counter",
          "Replica requests that got no answer in time.", st.replica_timeouts);
+    emit(out, "kvd_cluster_expired_dropped_total", "counter",
+         "Replica work dropped unanswered because its request's deadline had passed.",
+         st.expired_dropped);
     emit(out, "kvd_cluster_unavailable_total", "counter",
          "Requests refused UNAVAILABLE (too few live replicas; nothing sent).", st.unavailable);
     emit(out, "kvd_cluster_timeouts_total", "counter",
@@ -348,6 +351,7 @@ static enum kv_status cluster_create(struct kv_server *s, struct kv_err *err)
     o.max_hint_age_ms = cfg->hint_max_age_s * 1000;
     o.scan_default_limit = cfg->scan_default_limit;
     o.max_value = cfg->max_value;
+    o.deadline_slack_ms = cfg->peer_deadline_slack_ms;
     o.debug_skip_writeback = cfg->debug && cfg->debug_skip_writeback;   /* config.c (3) */
     if (o.debug_skip_writeback)
         KV_WARN("debug: LINEARIZABLE reads skip the write-back (test-only setting)");

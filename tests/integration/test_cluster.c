@@ -1,6 +1,6 @@
 /* tests/integration/test_cluster.c -- three real kvd processes (rf 3): coordination from
- * every node, a paused replica (TIMEOUT, then UNAVAILABLE, hints replayed), kill -9 and
- * restart. The fixture and its conventions: cluster_fixture.h. */
+ * every node, a paused replica (TIMEOUT, then UNAVAILABLE, hints replayed), a 5 ms
+ * deadline that a paused replica must not act on after it resumes, kill -9 and restart. The fixture and its conventions: cluster_fixture.h. */
 #include <check.h>
 #include <pthread.h>
 #include <signal.h>
@@ -194,6 +194,44 @@ START_TEST(test_a_paused_replica_times_out_then_is_unavailable_at_all_and_gets_i
 }
 END_TEST
 
+START_TEST(test_a_5ms_write_times_out_on_time_and_the_paused_replica_drops_it_after_sigcont)
+{
+    /* Hints off (hint_max_bytes 1: none fits), so only the expired message itself could
+     * put the write on node 3; 200 ms of lateness tolerated past a deadline. */
+    const char *const flags[] = {"--peer-deadline-slack-ms", "200", "--hint-max-bytes", "1",
+                                 NULL};
+    const char *const *more[N_NODES] = {flags, flags, flags};
+    start_nodes(N_NODES, more);
+    struct kvd_proc *n1 = &g_nodes[0], *n3 = &g_nodes[2];
+    put_at(n1, "warm", "x", KVC_CL_ALL);
+    double dropped0 = metric(n3, "kvd_cluster_expired_dropped_total");
+
+    ck_assert_int_eq(kvd_signal(n3, SIGSTOP), 0);
+    struct kvc_client *c = client_at(n1);
+    struct kvc_call call = {.consistency = KVC_CL_ALL, .timeout_ms = 5};
+    struct kvc_err err;
+    uint64_t t0 = now_ms();
+    int rc = kvc_put(c, "late", 4, "never-on-3", 10, &call, &err);
+    uint64_t took = now_ms() - t0;
+    kvc_close(c);
+    ck_assert_msg(rc == KVC_TIMEOUT, "put: %s", err.msg);
+    /* The deadline plus a margin for a loaded test machine (ASan, two cores). */
+    ck_assert_msg(took <= 5 + 250, "TIMEOUT after %llu ms for a 5 ms deadline",
+                  (unsigned long long)took);
+    usleep(1000 * 1000);        /* paused well past the deadline + slack, not yet down */
+    ck_assert_int_eq(kvd_signal(n3, SIGCONT), 0);
+    /* Node 3 now reads the write that waited in its socket: it must drop it, counted. */
+    wait_metric(n3, "kvd_cluster_expired_dropped_total", dropped0 + 1, 1e12, 3000);
+    ck_assert_int_eq(local_get(n3, "late", NULL), KVC_NOT_FOUND);
+    /* Fresh work is done as before. */
+    put_at(n1, "after", "y", KVC_CL_ALL);
+    ck_assert_int_eq(local_get(n3, "after", "y"), KVC_OK);
+    ck_assert_int_eq(local_get(n3, "late", NULL), KVC_NOT_FOUND);
+    fprintf(stderr, "deadline test: TIMEOUT after %llu ms (deadline 5 ms)\n",
+            (unsigned long long)took);
+}
+END_TEST
+
 START_TEST(test_kill_9_and_restart_bumps_the_generation_and_keeps_the_data)
 {
     uint64_t t0 = now_ms();
@@ -278,6 +316,7 @@ static Suite *suite(void)
     tcase_set_timeout(t, 120);
     tcase_add_test(t, test_a_quorum_write_is_readable_from_every_coordinator_and_scans_agree);
     tcase_add_test(t, test_a_paused_replica_times_out_then_is_unavailable_at_all_and_gets_its_hints);
+    tcase_add_test(t, test_a_5ms_write_times_out_on_time_and_the_paused_replica_drops_it_after_sigcont);
     tcase_add_test(t, test_kill_9_and_restart_bumps_the_generation_and_keeps_the_data);
     suite_add_tcase(s, t);
     return s;

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "common/clock.h"
 #include "kv/client.h"
 #include "proto/codec.h"
 #include "proto/frame.h"
@@ -41,6 +42,13 @@ struct fake {
     uint8_t *stored;           /* the put's wire value, echoed back by a get */
     size_t stored_len;
     uint32_t stored_raw_len;
+    /* h_overload: answer the first `shed` requests OVERLOADED with retry_after_ms, and note
+     * when each request arrived and the timeout it carried */
+    int shed;
+    uint32_t retry_after_ms;
+    uint64_t at_ns[64];
+    uint32_t timeout_ms[64];
+    int seen;
 };
 
 static void *fake_main(void *arg)
@@ -308,7 +316,93 @@ static void h_errors(struct fake *f, int fd)
     }
 }
 
+/* Sheds the first f->shed requests (OVERLOADED, f->retry_after_ms), then answers puts OK. */
+static void h_overload(struct fake *f, int fd)
+{
+    Kv__Request *r;
+    while ((r = read_req(fd))) {
+        if (f->seen < 64) {
+            f->at_ns[f->seen] = kv_clock_mono_ns();
+            f->timeout_ms[f->seen] = r->timeout_ms;
+        }
+        Kv__Response resp = KV__RESPONSE__INIT;
+        Kv__WriteResponse w = KV__WRITE_RESPONSE__INIT;
+        resp.id = r->id;
+        if (f->seen++ < f->shed) {
+            resp.status = KV__STATUS__OVERLOADED;
+            resp.message = "node overloaded";
+            resp.retry_after_ms = f->retry_after_ms;
+        } else {
+            resp.result_case = KV__RESPONSE__RESULT_WRITE;
+            resp.write = &w;
+        }
+        send_resp(fd, &resp, false);
+        kv__request__free_unpacked(r, NULL);
+    }
+}
+
 /* --- tests ------------------------------------------------------------------------------ */
+
+START_TEST(test_client_put_shed_as_overloaded_is_resent_after_the_nodes_pause_until_it_lands)
+{
+    struct fake f;
+    fake_start(&f, h_overload);
+    f.shed = 3;                 /* read by the handler only once the client connects */
+    f.retry_after_ms = 20;
+    struct kvc_client *c = connect_fake(&f);
+    struct kvc_call call = {.timeout_ms = 3000};
+    struct kvc_err err;
+    ck_assert_int_eq(kvc_put(c, "k", 1, "v", 1, &call, &err), KVC_OK);
+    kvc_close(c);
+    fake_stop(&f);
+    ck_assert_int_eq(f.seen, 4);
+    for (int i = 1; i < 4; i++) {
+        /* at least the node's pause between attempts, and each carries less of the deadline */
+        ck_assert_uint_ge(f.at_ns[i] - f.at_ns[i - 1], 20u * 1000000u);
+        ck_assert_uint_lt(f.timeout_ms[i], f.timeout_ms[i - 1]);
+    }
+}
+END_TEST
+
+START_TEST(test_client_overloaded_until_the_deadline_answers_overloaded_at_the_deadline)
+{
+    struct fake f;
+    fake_start(&f, h_overload);
+    f.shed = 1000;                 /* read by the handler only once the client connects */
+    f.retry_after_ms = 30;
+    struct kvc_client *c = connect_fake(&f);
+    struct kvc_call call = {.timeout_ms = 400};
+    struct kvc_err err;
+    uint64_t t0 = kv_clock_mono_ns();
+    ck_assert_int_eq(kvc_put(c, "k", 1, "v", 1, &call, &err), KVC_OVERLOADED);
+    uint64_t took_ms = (kv_clock_mono_ns() - t0) / 1000000u;
+    kvc_close(c);
+    fake_stop(&f);
+    ck_assert_msg(strstr(err.msg, "overloaded"), "message: %s", err.msg);
+    ck_assert_int_ge(f.seen, 2);                 /* it did try again */
+    ck_assert_int_le(f.seen, 400 / 30 + 1);      /* never sooner than the node asked */
+    ck_assert_uint_le(took_ms, 400);             /* and never past the call's deadline */
+}
+END_TEST
+
+START_TEST(test_client_pipelined_op_shed_as_overloaded_completes_with_the_nodes_hint)
+{
+    struct fake f;
+    fake_start(&f, h_overload);
+    f.shed = 1000;                 /* read by the handler only once the client connects */
+    f.retry_after_ms = 25;
+    struct kvc_client *c = connect_fake(&f);
+    struct kvc_op op = {.type = KVC_OP_PUT, .key = "k", .key_len = 1, .value = "v",
+                        .value_len = 1};
+    struct kvc_err err;
+    ck_assert_int_eq(kvc_exec(c, &op, 1, &err), KVC_OK);
+    ck_assert_int_eq(op.err.code, KVC_OVERLOADED);
+    ck_assert_uint_eq(op.retry_after_ms, 25);
+    kvc_close(c);
+    fake_stop(&f);
+    ck_assert_int_eq(f.seen, 1);                 /* (4): never resent by the library */
+}
+END_TEST
 
 START_TEST(test_client_pipelined_answers_in_reverse_order_are_matched_by_id)
 {
@@ -670,6 +764,9 @@ static Suite *client_suite(void)
     tcase_add_test(tc, test_client_server_errors_carry_the_message_and_replica_figures);
     tcase_add_test(tc, test_client_callbacks_run_inside_poll_once_per_op);
     tcase_add_test(tc, test_client_consistency_names_parse_case_insensitively);
+    tcase_add_test(tc, test_client_put_shed_as_overloaded_is_resent_after_the_nodes_pause_until_it_lands);
+    tcase_add_test(tc, test_client_overloaded_until_the_deadline_answers_overloaded_at_the_deadline);
+    tcase_add_test(tc, test_client_pipelined_op_shed_as_overloaded_completes_with_the_nodes_hint);
     suite_add_tcase(s, tc);
     return s;
 }

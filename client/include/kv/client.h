@@ -10,8 +10,14 @@
  * (1) Thread-compatibility: a struct kvc_client is used by one thread at a time; use one
  *     client per thread.
  * (2) Outcomes are honest: KVC_TIMEOUT or KVC_CONN on a write means the write may or may
- *     not have been applied; KVC_UNAVAILABLE means it was definitely not applied. Writes
- *     are never retried by the library.
+ *     not have been applied; KVC_UNAVAILABLE means it was definitely not applied. A write
+ *     whose outcome is unknown is never retried by the library; a read may be resent once
+ *     to another node. Every call has a deadline (its timeout, sent to the server too) and
+ *     nothing is resent past it.
+ * (6) Overload: a node that sheds a request answers KVC_OVERLOADED before doing any of it.
+ *     The synchronous calls (kvc_put, kvc_get, ...) then wait the node's retry_after_ms,
+ *     with a growing, jittered backoff, and resend, within the call's deadline; pipelined
+ *     ops complete with KVC_OVERLOADED and op->retry_after_ms for the caller to decide.
  * (3) Pipelining: kvc_submit() queues requests without waiting and kvc_poll() completes
  *     them as answers arrive, in any order and from any connection; kvc_exec() does both
  *     for an array of ops.
@@ -187,6 +193,9 @@ struct kvc_op {
     const void *expected; size_t expected_len;
     bool expect_absent;
     bool cas_applied;
+    /* out: with KVC_OVERLOADED, how long the node asked callers to wait (0: no hint). The
+     * synchronous calls wait and resend by themselves (calls.c); pipelined callers decide. */
+    uint32_t retry_after_ms;
 };
 
 /* Encodes op and queues it for sending; never blocks. cb (may be NULL) runs inside a later
