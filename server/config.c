@@ -41,6 +41,31 @@ static const struct opt g_opts[] = {
       "much is free (64)"),
     O("max_output_mb", T_U32, max_output_mb,
       "per connection: stop reading while this much output is unsent (64)"),
+    O("max_connections", T_U32, max_connections,
+      "client connections at once; the excess gets OVERLOADED and is closed (10000)"),
+    O("peer_reserved_connections", T_U32, peer_reserved_connections,
+      "connections kept beyond max_connections for peer nodes (64)"),
+    O("max_conn_inflight_bytes", T_U64, max_conn_inflight_bytes,
+      "per connection: stop reading while this many request bytes await answers (16777216)"),
+    O("max_conn_inflight_requests", T_U32, max_conn_inflight_requests,
+      "per connection: stop reading while this many requests await answers (256)"),
+    O("max_node_inflight_bytes", T_U64, max_node_inflight_bytes,
+      "per node: answer new requests OVERLOADED while this many request bytes await "
+      "answers (268435456)"),
+    O("max_node_inflight_requests", T_U32, max_node_inflight_requests,
+      "per node: answer new requests OVERLOADED while this many await answers; 0 off (4096)"),
+    O("overload_queue_ms", T_U32, overload_queue_ms,
+      "answer new requests OVERLOADED while those in flight are more than the node completes "
+      "in this many ms; 0 off (100)"),
+    O("overload_loop_lag_ms", T_U32, overload_loop_lag_ms,
+      "answer new requests OVERLOADED while the event loop is busy this long per "
+      "iteration (smoothed); 0 off (0)"),
+    O("overload_retry_after_ms", T_U32, overload_retry_after_ms,
+      "retry_after_ms sent with OVERLOADED (50)"),
+    O("header_timeout_ms", T_U32, header_timeout_ms,
+      "close a connection holding an incomplete frame this long (10000)"),
+    O("idle_timeout_ms", T_U32, idle_timeout_ms,
+      "close a client connection with nothing in flight idle this long; 0 never (0)"),
     O("shutdown_timeout_ms", T_U32, shutdown_timeout_ms,
       "longest a clean shutdown waits for in-flight requests (10000)"),
     O("log_level", T_LOG, log_level, "debug | info | warn | error (info)"),
@@ -99,6 +124,17 @@ void kv_config_default(struct kv_config *c)
     c->block_cache_mb = 64;
     c->write_buffer_mb = 64;
     c->max_output_mb = 64;
+    c->max_connections = 10000;
+    c->peer_reserved_connections = 64;
+    c->max_conn_inflight_bytes = 16u << 20;
+    c->max_conn_inflight_requests = 256;
+    c->max_node_inflight_bytes = 256u << 20;
+    c->max_node_inflight_requests = 4096;
+    c->overload_queue_ms = 100;
+    c->overload_loop_lag_ms = 0;
+    c->overload_retry_after_ms = 50;
+    c->header_timeout_ms = 10000;
+    c->idle_timeout_ms = 0;
     c->shutdown_timeout_ms = 10000;
     c->log_level = KV_LOG_INFO;
     strcpy(c->region, "dc1");
@@ -441,6 +477,22 @@ enum kv_status kv_config_validate(const struct kv_config *c, struct kv_err *err)
         return kv_err_set(err, KV_INVALID, "data_dir must be set");
     if (c->max_output_mb == 0)
         return kv_err_set(err, KV_INVALID, "max_output_mb must be at least 1");
+    if (c->max_connections == 0)
+        return kv_err_set(err, KV_INVALID, "max_connections must be at least 1");
+    if (c->max_conn_inflight_bytes == 0 || c->max_conn_inflight_requests == 0)
+        return kv_err_set(err, KV_INVALID, "max_conn_inflight_bytes and "
+                          "max_conn_inflight_requests must be at least 1");
+    /* One largest request must always fit, or a node would shed it forever. */
+    if (c->max_node_inflight_bytes < (uint64_t)c->max_frame + 8)
+        return kv_err_set(err, KV_INVALID, "max_node_inflight_bytes (%llu) must be at least "
+                          "max_frame + 8 (%llu)", (unsigned long long)c->max_node_inflight_bytes,
+                          (unsigned long long)c->max_frame + 8);
+    if (c->header_timeout_ms < 10)
+        return kv_err_set(err, KV_INVALID, "header_timeout_ms must be at least 10");
+    if (c->idle_timeout_ms && c->idle_timeout_ms < 10)
+        return kv_err_set(err, KV_INVALID, "idle_timeout_ms must be 0 (never) or at least 10");
+    if (c->overload_retry_after_ms > 60000)
+        return kv_err_set(err, KV_INVALID, "overload_retry_after_ms must be in 0..60000");
     struct sockaddr_storage sa;
     socklen_t salen;
     struct kv_err inner;

@@ -35,6 +35,18 @@ struct kv_config {
     uint32_t block_cache_mb;
     uint32_t write_buffer_mb;     /* RocksDB memtable per column family (store.h (5)) */
     uint32_t max_output_mb;       /* per connection: stop reading while more is unsent */
+    /* admission control (server/admission.h, docs/operations.md "Limits") */
+    uint32_t max_connections;     /* client connections; the excess is refused OVERLOADED */
+    uint32_t peer_reserved_connections; /* beyond max_connections, kept for peer nodes */
+    uint64_t max_conn_inflight_bytes;   /* per connection: stop reading past this */
+    uint32_t max_conn_inflight_requests; /* per connection: stop reading past this */
+    uint64_t max_node_inflight_bytes;   /* per node: shed new requests past this */
+    uint32_t max_node_inflight_requests; /* per node: shed new requests past this; 0 off */
+    uint32_t overload_queue_ms;   /* shed past this much queued work (Little's law); 0 off */
+    uint32_t overload_loop_lag_ms; /* shed while the loop is busier per iteration; 0 off */
+    uint32_t overload_retry_after_ms; /* retry_after_ms sent with OVERLOADED */
+    uint32_t header_timeout_ms;   /* a started frame must complete within this */
+    uint32_t idle_timeout_ms;     /* close client connections idle this long; 0 never */
     uint32_t shutdown_timeout_ms; /* longest a clean shutdown waits for in-flight requests */
     enum kv_log_level log_level;
     /* cluster */

@@ -11,8 +11,29 @@
  *     in order.
  * (3) A connection whose unsent output exceeds max_output_mb stops being read until it
  *     drains below half of that: backpressure instead of unbounded buffers.
- * (4) The struct is freed only when the handle is closed and no request references it. */
+ * (4) The struct is freed only when the handle is closed and no request references it.
+ * (5) Reads land in one loop-wide buffer (server.read_buf) whenever what the connection
+ *     holds is small; only an incomplete frame's bytes are copied into the connection's
+ *     own buffer. An idle connection, or one stalled halfway through a frame, so costs
+ *     the bytes it sent, not a 64 KiB read buffer.
+ * (6) Request bytes in flight: a frame's size is charged to its connection and the node
+ *     when its request takes a reference (kv_conn_ref) and released when the answer
+ *     drops it (kv_conn_unref). A request's own size is not kept, so each answer releases
+ *     an equal share of its connection's charge: the figure is exact when a connection's
+ *     requests are alike, and always returns to 0 when all are answered. Past
+ *     max_conn_inflight_bytes or max_conn_inflight_requests the connection is not read
+ *     (nor its buffered frames handled) until half of that is answered, so one pipelining
+ *     client can neither hold all of the node's in-flight requests nor queue more answers
+ *     than that many behind max_output_mb (3). Node-wide limits shed (admission.h). Peer
+ *     connections are not charged (admission.h (1)).
+ * (8) At most ACCEPT_BATCH connections are accepted per loop phase: a connection burst
+ *     then costs each iteration a bounded time, and libuv stops polling the listener while
+ *     an accepted descriptor waits for us (kv_conn_resume_all takes it next phase).
+ * (7) A connection holding an incomplete frame for header_timeout_ms while it is being
+ *     read (not paused by (3) or (6)) is closed; so is one idle for idle_timeout_ms. */
 #include <stdlib.h>
+#include <string.h>
+#include "common/clock.h"
 #include "common/failpoint.h"
 #include "common/log.h"
 #include "proto/codec.h"
@@ -20,6 +41,8 @@
 #include "server/server.h"
 
 #define READ_CHUNK 65536u
+#define SHARED_COPY_MAX 16384u   /* (5): a partial frame up to this size moves to read_buf */
+#define ACCEPT_BATCH 64u          /* (8) */
 
 struct kv_conn {
     uv_tcp_t tcp;
@@ -32,7 +55,17 @@ struct kv_conn {
     int reqs;                    /* requests in flight */
     bool reading, closing, closed, close_after_flush, dirty;
     bool peer;                   /* another node sends PeerMessages on it */
-    struct kv_conn *prev, *next, *dirty_next;
+    bool provisional;            /* accepted in the peer reserve (admission.h (2)) */
+    bool in_paused;              /* (3), (6): input held back (not read, frames not handled) */
+    bool resume_queued;          /* on srv->resume */
+    bool shared;                 /* the pending read goes to srv->read_buf (5) */
+    size_t shared_pre;           /* bytes of ours copied to the front of read_buf */
+    size_t inflight_bytes;       /* (6) */
+    size_t cur_frame;            /* size of the frame being handled; 0 once charged */
+    uint64_t frame_start_ns;     /* (7): when the incomplete frame in `in` began; 0 none */
+    uint64_t active_ns;          /* last read or answer (idle_timeout_ms) */
+    uint64_t accepted_ns;
+    struct kv_conn *prev, *next, *dirty_next, *resume_next;
 };
 
 struct write_req {
@@ -56,17 +89,91 @@ static void release(struct kv_conn *c)
 
 static void mark_dirty(struct kv_conn *c);
 
+static void charge(struct kv_conn *c, size_t n, bool add)
+{
+    struct kv_server *s = c->srv;
+    if (add) {
+        c->inflight_bytes += n;
+        s->adm.inflight_bytes += n;
+        kv_metrics_add(&s->metrics.inflight_bytes, n);
+    } else {
+        c->inflight_bytes -= n;
+        s->adm.inflight_bytes -= n;
+        kv_metrics_add(&s->metrics.inflight_bytes, (uint64_t)0 - n);
+    }
+}
+
 void kv_conn_ref(struct kv_conn *c)
 {
     c->reqs++;
     hold(c);
+    if (!c->peer && c->cur_frame) {   /* (6): one charge per frame */
+        charge(c, c->cur_frame, true);
+        c->cur_frame = 0;
+    }
+}
+
+/* (6): resumed by kv_conn_resume_all, at the start of the flush phase, never inside a
+ * handler's call chain (which may still use the request decoded in the arena). */
+static void queue_resume(struct kv_conn *c)
+{
+    if (c->resume_queued || c->closing)
+        return;
+    c->resume_queued = true;
+    hold(c);
+    c->resume_next = c->srv->resume;
+    c->srv->resume = c;
+}
+
+static size_t pending_out(const struct kv_conn *c) { return c->out.len + c->writing; }
+
+/* (3), (6): the limits that hold a connection's input back, and when to let it go. */
+static bool input_full(const struct kv_conn *c, bool *output)
+{
+    const struct kv_config *cfg = &c->srv->cfg;
+    *output = pending_out(c) > (size_t)cfg->max_output_mb << 20;
+    return *output || (!c->peer && (c->inflight_bytes >= cfg->max_conn_inflight_bytes ||
+                                    (unsigned)c->reqs >= cfg->max_conn_inflight_requests));
+}
+
+static bool input_low(const struct kv_conn *c)
+{
+    const struct kv_config *cfg = &c->srv->cfg;
+    return pending_out(c) < ((size_t)cfg->max_output_mb << 20) / 2 &&
+           (c->reqs == 0 || (c->inflight_bytes <= cfg->max_conn_inflight_bytes / 2 &&
+                             (unsigned)c->reqs <= cfg->max_conn_inflight_requests / 2));
+}
+
+/* Holds c's input back when a limit is reached; true if it is held. */
+static bool maybe_hold(struct kv_conn *c)
+{
+    bool output;
+    if (!input_full(c, &output))
+        return c->in_paused;
+    if (!c->in_paused) {
+        c->in_paused = true;
+        kv_metrics_add(output ? &c->srv->metrics.conns_paused
+                              : &c->srv->metrics.conns_inflight_paused, 1);
+    }
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+    return true;
 }
 
 void kv_conn_unref(struct kv_conn *c)
 {
+    size_t share = c->reqs > 1 ? c->inflight_bytes / (size_t)c->reqs : c->inflight_bytes;
+    charge(c, share, false);
+    c->active_ns = kv_clock_mono_ns();
+    if (!c->peer)
+        kv_adm_on_done(&c->srv->adm);
     /* The last answer of a connection the client half-closed lets it close. */
     if (--c->reqs == 0 && c->close_after_flush && !c->closing)
         mark_dirty(c);
+    if (c->in_paused && input_low(c))
+        queue_resume(c);
     release(c);
 }
 
@@ -91,15 +198,37 @@ static void conn_close(struct kv_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     kv_metrics_add(&s->metrics.conns_open, (uint64_t)-1);
+    if (!c->peer) {
+        if (c->provisional) {
+            s->adm.provisional_open--;
+        } else {
+            s->adm.clients_open--;
+            kv_metrics_add(&s->metrics.client_conns_open, (uint64_t)-1);
+        }
+    }
     uv_close((uv_handle_t *)&c->tcp, on_close);
 }
 
-static size_t pending_out(const struct kv_conn *c) { return c->out.len + c->writing; }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     struct kv_conn *c = h->data;
+    struct kv_server *s = c->srv;
+    if (c->in.len <= SHARED_COPY_MAX && c->want <= READ_CHUNK) {   /* (5) */
+        if (!s->read_buf)
+            s->read_buf = malloc(READ_CHUNK);
+        if (s->read_buf) {
+            if (c->in.len)
+                memcpy(s->read_buf, c->in.ptr, c->in.len);
+            c->shared_pre = c->in.len;
+            c->in.len = 0;
+            c->shared = true;
+            buf->base = (char *)s->read_buf + c->shared_pre;
+            buf->len = READ_CHUNK - c->shared_pre;
+            return;
+        }
+    }
     size_t need = c->want > c->in.len ? c->want - c->in.len : 0;
     if (need < READ_CHUNK)
         need = READ_CHUNK;
@@ -118,15 +247,16 @@ static void reply_fatal(struct kv_conn *c, enum kv_status st, const char *msg)
     kv_conn_close_after_flush(c);
 }
 
-static void process_input(struct kv_conn *c)
+/* Handles the whole frames at buf (len bytes); returns how many bytes they took. */
+static size_t process_input(struct kv_conn *c, const uint8_t *buf, size_t len)
 {
     struct kv_server *s = c->srv;
     size_t off = 0;
-    while (!c->close_after_flush && !c->closing) {
+    while (!c->close_after_flush && !c->closing && !maybe_hold(c)) {
         struct kv_slice payload;
         size_t flen = 0;
         struct kv_err err;
-        enum kv_status st = kv_frame_decode(c->in.ptr + off, c->in.len - off, s->cfg.max_frame,
+        enum kv_status st = kv_frame_decode(buf + off, len - off, s->cfg.max_frame,
                                             &payload, &flen, &err);
         if (st == KV_AGAIN) {
             c->want = flen;
@@ -142,21 +272,51 @@ static void process_input(struct kv_conn *c)
             reply_fatal(c, KV_PROTO, err.msg);
             break;
         }
+        c->cur_frame = flen;
         kv_handle_frame(c, payload);
+        c->cur_frame = 0;
         off += flen;
         c->want = 0;
     }
-    kv_vec_consume(&c->in, off);
-    /* A long-idle connection should not keep a big buffer from one large frame. */
-    if (c->in.len == 0 && c->in.cap > 4 * READ_CHUNK) {
-        kv_vec_free(&c->in);
+    if (!c->closing && !c->close_after_flush)
+        maybe_hold(c);
+    return off;
+}
+
+/* After process_input took used bytes of what `in` holds (or, with shared, of read_buf's
+ * len bytes): keep the rest in `in`, small, and note when an incomplete frame began. */
+static int keep_rest(struct kv_conn *c, const uint8_t *buf, size_t len, size_t used,
+                     bool shared)
+{
+    size_t rest = len - used;
+    if (shared) {
+        /* `in` is empty here; do not keep a big allocation for a few bytes (5). */
+        if (c->in.cap > 4096 && rest * 4 < c->in.cap)
+            kv_vec_free(&c->in);
+        if (rest && kv_vec_append(&c->in, buf + used, rest) != 0)
+            return -1;
+    } else {
+        kv_vec_consume(&c->in, used);
+        /* A long-idle connection should not keep a big buffer from one large frame. */
+        if (c->in.len == 0 && c->in.cap > 4 * READ_CHUNK)
+            kv_vec_free(&c->in);
     }
+    if (rest == 0)
+        c->frame_start_ns = 0;
+    else if (used || !c->frame_start_ns)
+        c->frame_start_ns = kv_clock_mono_ns();
+    return 0;
 }
 
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     (void)buf;
     struct kv_conn *c = st->data;
+    bool shared = c->shared;
+    c->shared = false;
+    if (shared && nread <= 0 && nread != UV_EOF && c->shared_pre &&
+        kv_vec_append(&c->in, c->srv->read_buf, c->shared_pre) != 0)
+        nread = UV_ENOMEM;   /* the partial frame we held cannot be put back */
     if (nread == UV_EOF) {
         /* The client may have half-closed after pipelining: answer what it sent first. */
         kv_conn_close_after_flush(c);
@@ -169,34 +329,48 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0)
         return;
-    c->in.len += (size_t)nread;
     kv_metrics_add(&c->srv->metrics.bytes_in, (uint64_t)nread);
-    process_input(c);
-    if (!c->closing && c->reading &&
-        pending_out(c) > (size_t)c->srv->cfg.max_output_mb << 20) {
-        uv_read_stop((uv_stream_t *)&c->tcp);
-        c->reading = false;
-        kv_metrics_add(&c->srv->metrics.conns_paused, 1);
+    c->active_ns = kv_clock_mono_ns();
+    const uint8_t *data;
+    size_t len;
+    if (shared) {
+        data = c->srv->read_buf;
+        len = c->shared_pre + (size_t)nread;
+    } else {
+        c->in.len += (size_t)nread;
+        data = c->in.ptr;
+        len = c->in.len;
+    }
+    size_t used = process_input(c, data, len);
+    if (c->closing)
+        return;
+    if (keep_rest(c, data, len, used, shared) != 0) {
+        KV_WARN("out of memory buffering a connection's input: closing it");
+        conn_close(c);
+        return;
     }
 }
 
 static void start_reading(struct kv_conn *c)
 {
-    if (c->reading || c->closing || c->close_after_flush ||
+    if (c->reading || c->closing || c->close_after_flush || c->in_paused ||
         (c->srv->stopping && !(c->peer && c->srv->peers_reading)))
         return;
-    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) {
         c->reading = true;
+        if (c->frame_start_ns)   /* (7): a pause is not the client's stall */
+            c->frame_start_ns = kv_clock_mono_ns();
+    }
 }
 
-/* Output drained somewhat: close a half-closed connection that is done, or resume reading
- * one that backpressure (3) paused. */
+/* Output drained somewhat: close a half-closed connection that is done, or let go of one
+ * that backpressure (3) held. */
 static void after_output(struct kv_conn *c)
 {
     if (c->close_after_flush && pending_out(c) == 0 && c->reqs == 0)
         conn_close(c);
-    else if (pending_out(c) < ((size_t)c->srv->cfg.max_output_mb << 20) / 2)
-        start_reading(c);
+    else if (c->in_paused && input_low(c))
+        queue_resume(c);
 }
 
 static void on_write(uv_write_t *req, int status)
@@ -328,8 +502,47 @@ void kv_conn_close_after_flush(struct kv_conn *c)
     mark_dirty(c);
 }
 
+/* An OVERLOADED answer with retry_after_ms. */
+static void reply_overloaded(struct kv_conn *c, uint64_t id, uint32_t retry_ms, const char *msg)
+{
+    Kv__Response r = KV__RESPONSE__INIT;
+    r.id = id;
+    r.status = kv_codec_status_to_wire(KV_AGAIN);
+    r.message = (char *)msg;
+    r.retry_after_ms = retry_ms;
+    kv_conn_reply(c, &r);
+}
+
+/* admission.h (2): one OVERLOADED frame, written only if the socket takes it at once, then
+ * the close. Nothing else is allocated for the connection. */
+static void reject(struct kv_conn *c)
+{
+    struct kv_server *s = c->srv;
+    char msg[160];
+    snprintf(msg, sizeof msg, "connection limit reached: %u client connections are open "
+             "(max_connections); retry later or use another node", s->adm.max_connections);
+    Kv__Response r = KV__RESPONSE__INIT;
+    r.status = kv_codec_status_to_wire(KV_AGAIN);
+    r.message = msg;
+    r.retry_after_ms = s->cfg.overload_retry_after_ms;
+    struct kv_vec v = {0};
+    if (kv_codec_frame_append(&v, &r.base, s->cfg.max_frame, NULL) == KV_OK) {
+        uv_buf_t b = uv_buf_init((char *)v.ptr, (unsigned)v.len);
+        (void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    }
+    kv_vec_free(&v);
+    kv_metrics_add(&s->metrics.conns_rejected, 1);
+    c->closing = true;
+    uv_close((uv_handle_t *)&c->tcp, on_close);
+}
+
 void kv_conn_accept(struct kv_server *s)
 {
+    if (s->adm.accepts >= ACCEPT_BATCH) {   /* (8) */
+        s->adm.accept_deferred = true;
+        return;
+    }
+    s->adm.accepts++;
     struct kv_conn *c = calloc(1, sizeof *c);
     if (!c)
         return;
@@ -342,6 +555,19 @@ void kv_conn_accept(struct kv_server *s)
         uv_close((uv_handle_t *)&c->tcp, on_close);
         return;
     }
+    enum kv_adm_verdict v = kv_adm_on_accept(&s->adm);
+    if (v == KV_ADM_REJECT) {
+        reject(c);
+        return;
+    }
+    if (v == KV_ADM_PROVISIONAL) {
+        c->provisional = true;
+        s->adm.provisional_open++;
+    } else {
+        s->adm.clients_open++;
+        kv_metrics_add(&s->metrics.client_conns_open, 1);
+    }
+    c->accepted_ns = c->active_ns = kv_clock_mono_ns();
     uv_tcp_nodelay(&c->tcp, 1);
     c->next = s->conns;
     if (s->conns)
@@ -352,7 +578,100 @@ void kv_conn_accept(struct kv_server *s)
     start_reading(c);
 }
 
-void kv_conn_mark_peer(struct kv_conn *c) { c->peer = true; }
+void kv_conn_mark_peer(struct kv_conn *c)
+{
+    if (c->peer)
+        return;
+    c->peer = true;
+    struct kv_server *s = c->srv;
+    if (c->provisional) {
+        c->provisional = false;
+        s->adm.provisional_open--;
+    } else {
+        s->adm.clients_open--;
+        kv_metrics_add(&s->metrics.client_conns_open, (uint64_t)-1);
+    }
+}
+
+bool kv_conn_admit(struct kv_conn *c, const Kv__Request *msg)
+{
+    struct kv_server *s = c->srv;
+    if (c->peer)
+        return true;
+    char buf[192];
+    if (c->provisional) {
+        /* admission.h (2): the reserve is for peer nodes only. */
+        snprintf(buf, sizeof buf, "connection limit reached: %u client connections are open "
+                 "(max_connections); retry later or use another node", s->adm.max_connections);
+        kv_metrics_add(&s->metrics.conns_rejected, 1);
+        reply_overloaded(c, msg->id, s->cfg.overload_retry_after_ms, buf);
+        kv_conn_close_after_flush(c);
+        return false;
+    }
+    if (msg->op_case == KV__REQUEST__OP_CLUSTER_STATUS)
+        return true;
+    enum kv_shed kind;
+    const char *why = kv_adm_shed_reason(s, c->cur_frame, &kind, buf, sizeof buf);
+    if (!why)
+        return true;
+    kv_metrics_add(&s->metrics.shed[kind], 1);
+    reply_overloaded(c, msg->id, s->cfg.overload_retry_after_ms, why);
+    return false;
+}
+
+void kv_conn_resume_all(struct kv_server *s)
+{
+    s->adm.accepts = 0;
+    if (s->adm.accept_deferred) {   /* (8): this re-arms the listener */
+        s->adm.accept_deferred = false;
+        if (!s->stopping)
+            kv_conn_accept(s);
+    }
+    struct kv_conn *c = s->resume;
+    s->resume = NULL;
+    while (c) {
+        struct kv_conn *next = c->resume_next;
+        c->resume_queued = false;
+        c->resume_next = NULL;
+        if (c->in_paused && !c->closing && input_low(c)) {
+            c->in_paused = false;
+            size_t used = process_input(c, c->in.ptr, c->in.len);
+            if (!c->closing && keep_rest(c, c->in.ptr, c->in.len, used, false) != 0)
+                conn_close(c);
+            if (!c->closing && !c->in_paused)
+                start_reading(c);
+        }
+        release(c);
+        c = next;
+    }
+}
+
+void kv_conn_sweep(struct kv_server *s, uint64_t now)
+{
+    uint64_t hdr = (uint64_t)s->cfg.header_timeout_ms * 1000000u;
+    uint64_t idle = (uint64_t)s->cfg.idle_timeout_ms * 1000000u;
+    struct kv_conn *next;
+    for (struct kv_conn *c = s->conns; c; c = next) {
+        next = c->next;
+        if (c->closing || c->close_after_flush)
+            continue;
+        char msg[128];
+        if ((c->frame_start_ns && c->reading && now - c->frame_start_ns > hdr) ||
+            (c->provisional && now - c->accepted_ns > hdr)) {
+            /* (7) Best effort: the reason goes out if the socket takes it now. */
+            kv_metrics_add(&s->metrics.conns_header_timeout, 1);
+            snprintf(msg, sizeof msg, "incomplete frame held longer than header_timeout_ms "
+                     "(%u ms): closing", s->cfg.header_timeout_ms);
+            kv_conn_reply_status(c, 0, KV_TIMEOUT, msg);
+            conn_flush(c);
+            conn_close(c);
+        } else if (idle && !c->peer && c->reqs == 0 && pending_out(c) == 0 &&
+                   now - c->active_ns > idle) {
+            kv_metrics_add(&s->metrics.conns_idle_timeout, 1);
+            conn_close(c);
+        }
+    }
+}
 
 void kv_conn_stop_reading_all(struct kv_server *s, bool peers)
 {
@@ -367,6 +686,8 @@ void kv_conn_close_all(struct kv_server *s)
 {
     while (s->conns)
         conn_close(s->conns);
+    free(s->read_buf);   /* no connection reads any more */
+    s->read_buf = NULL;
 }
 
 bool kv_conn_all_flushed(const struct kv_server *s)

@@ -603,6 +603,8 @@ void kv_handle_frame(struct kv_conn *c, struct kv_slice payload)
             kv_cluster_on_message(s->cluster, msg->peer);
         return;
     }
+    if (!kv_conn_admit(c, msg))   /* admission control: answered OVERLOADED */
+        return;
     if (s->stopping || !s->cluster) {
         kv_conn_reply_status(c, msg->id, KV_SHUTDOWN, "server shutting down");
         return;

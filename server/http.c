@@ -178,7 +178,9 @@ enum kv_status kv_http_start(struct kv_server *s, const char *addr, struct kv_ht
     if (!h)
         return kv_err_set(err, KV_NOMEM, "out of memory");
     h->srv = s;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    /* poll(2), not select(2): with thousands of client connections open the HTTP socket's
+     * descriptor is past FD_SETSIZE, and /metrics must answer most then. */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG;
     if (sa.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     uint16_t port = ntohs(((struct sockaddr_in *)&sa)->sin_port);

@@ -159,5 +159,38 @@ int kv_metrics_render(struct kv_metrics *m, struct kv_vec *out)
                          "counter", &m->conns_paused);
     rc |= render_counter(out, "kvd_requests_inflight", "Requests received and not yet answered.",
                          "gauge", &m->inflight);
+    rc |= render_counter(out, "kvd_client_connections_open",
+                         "Open connections not known to be peer nodes (counted against "
+                         "max_connections).", "gauge", &m->client_conns_open);
+    rc |= render_counter(out, "kvd_connections_max",
+                         "The effective max_connections (lowered when RLIMIT_NOFILE is short).",
+                         "gauge", &m->conns_max);
+    rc |= render_counter(out, "kvd_connections_rejected_total",
+                         "Connections refused over max_connections (answered OVERLOADED and "
+                         "closed).", "counter", &m->conns_rejected);
+    rc |= render_counter(out, "kvd_connections_header_timeout_total",
+                         "Connections closed for holding an incomplete frame longer than "
+                         "header_timeout_ms.", "counter", &m->conns_header_timeout);
+    rc |= render_counter(out, "kvd_connections_idle_timeout_total",
+                         "Client connections closed after idle_timeout_ms.", "counter",
+                         &m->conns_idle_timeout);
+    rc |= render_counter(out, "kvd_accept_errors_total",
+                         "Failed accepts (EMFILE, ENFILE, ...).", "counter", &m->accept_errors);
+    rc |= render_counter(out, "kvd_connection_inflight_pauses_total",
+                         "Times a connection stopped being read because its requests in "
+                         "flight held max_conn_inflight_bytes.", "counter",
+                         &m->conns_inflight_paused);
+    rc |= render_counter(out, "kvd_inflight_request_bytes",
+                         "Request bytes read and not yet answered.", "gauge",
+                         &m->inflight_bytes);
+    rc |= render_counter(out, "kvd_loop_lag_microseconds",
+                         "Smoothed busy time of one event-loop iteration (measured while "
+                         "overload_loop_lag_ms is set).", "gauge", &m->loop_lag_us);
+    static const char *const why[] = {"requests", "bytes", "loop_lag", "queue"};
+    rc |= emit(out, "# HELP kvd_requests_shed_total Requests answered OVERLOADED, by the limit "
+                    "that fired.\n# TYPE kvd_requests_shed_total counter\n");
+    for (int i = 0; i < 4; i++)
+        rc |= emit(out, "kvd_requests_shed_total{limit=\"%s\"} %llu\n", why[i],
+                   (unsigned long long)ld(&m->shed[i]));
     return rc ? -1 : 0;
 }

@@ -45,7 +45,22 @@ struct kv_metrics {
     _Atomic uint64_t cluster_status_reqs;
     _Atomic uint64_t conns_paused;       /* times a connection stopped reading (output full) */
     _Atomic uint64_t inflight;
+    /* admission control (admission.h) */
+    _Atomic uint64_t client_conns_open;  /* gauge: connections not known to be peers */
+    _Atomic uint64_t conns_max;          /* gauge: the effective max_connections */
+    _Atomic uint64_t conns_rejected;     /* over max_connections: OVERLOADED and closed */
+    _Atomic uint64_t conns_header_timeout; /* closed holding a partial frame too long */
+    _Atomic uint64_t conns_idle_timeout; /* closed after idle_timeout_ms */
+    _Atomic uint64_t accept_errors;      /* accept(2) failed (EMFILE, ENFILE, ...) */
+    _Atomic uint64_t conns_inflight_paused; /* times a connection stopped reading: its
+                                             * requests in flight hold too many bytes */
+    _Atomic uint64_t inflight_bytes;     /* gauge: request bytes awaiting answers */
+    _Atomic uint64_t shed[4];            /* OVERLOADED answers, by signal (enum kv_shed) */
+    _Atomic uint64_t loop_lag_us;        /* gauge: smoothed busy time per loop iteration */
 };
+
+/* Why a request was shed: the index of kv_metrics.shed. */
+enum kv_shed { KV_SHED_REQUESTS, KV_SHED_BYTES, KV_SHED_LOOP_LAG, KV_SHED_QUEUE };
 
 void kv_metrics_init(struct kv_metrics *m);
 /* Counts a request of op answered with s after ns; level (a Kv__Consistency value, already

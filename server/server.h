@@ -21,6 +21,7 @@
 #include "common/hlc.h"
 #include "proto/arena.h"
 #include "proto/kv.pb-c.h"
+#include "server/admission.h"
 #include "server/config.h"
 #include "server/metrics.h"
 #include "storage/store.h"
@@ -56,6 +57,9 @@ struct kv_server {
     struct kv_http *http;
     struct kv_conn *conns;          /* every open connection */
     struct kv_conn *dirty;          /* connections with output waiting for a flush */
+    struct kv_conn *resume;         /* connections to read again (conn.c (6)) */
+    uint8_t *read_buf;              /* the loop's shared read buffer (conn.c (5)) */
+    struct kv_adm adm;              /* admission control (admission.h) */
     struct kv_cio *cio;             /* the libuv kv_cluster_io (cluster_io.c) */
     struct kv_peers *peers;         /* outbound peer connections (peer.c) */
     struct kv_cluster *cluster;     /* NULL once freed at shutdown */
@@ -91,6 +95,15 @@ struct kv_server *kv_conn_server(const struct kv_conn *c);
 /* Marks c as a connection another node sends PeerMessages on: it keeps being read during
  * shutdown until kv_conn_stop_reading_all(s, true). */
 void kv_conn_mark_peer(struct kv_conn *c);
+/* handler.c, for every decoded client request before any work: false when the request was
+ * answered OVERLOADED (admission.h (2), (3)) and must be dropped. */
+bool kv_conn_admit(struct kv_conn *c, const Kv__Request *msg);
+/* Loop thread, at the start of the flush phase: reads again the connections whose
+ * requests in flight fell below half their limits (conn.c (6)) and takes a connection
+ * whose accept was deferred (conn.c (8)). */
+void kv_conn_resume_all(struct kv_server *s);
+/* Closes connections past header_timeout_ms or idle_timeout_ms (conn.c (7)). */
+void kv_conn_sweep(struct kv_server *s, uint64_t now_ns);
 /* Stops reading c and closes it once its queued output is written. */
 void kv_conn_close_after_flush(struct kv_conn *c);
 /* Starts serving an accepted connection. */

@@ -6,7 +6,9 @@
  * (1) Each thread owns its connections and polls them with poll(2); nothing is shared
  *     between threads except the insert counter and the stop flag.
  * (2) Operations that complete during --warmup are not recorded.
- * (3) Every error is counted by status; none is silently retried. */
+ * (3) Every error is counted by status; none is silently retried. The latency of requests
+ *     the server shed (OVERLOADED) is kept too, so a run shows that they were refused at
+ *     once rather than after a wait. */
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -58,6 +60,7 @@ struct cfg {
 struct stats {
     struct hist h[WL_NOPS];
     uint64_t errors[WL_NOPS][MAX_STATUS];
+    struct hist shed;               /* OVERLOADED answers, every op */
 };
 
 struct thread;
@@ -115,6 +118,8 @@ static void record(struct thread *t, struct slot *s)
         else {
             unsigned idx = (unsigned)(-code);
             t->st.errors[op][idx < MAX_STATUS ? idx : MAX_STATUS - 1]++;
+            if (code == KVC_OVERLOADED)
+                hist_record(&t->st.shed, end - s->start_ns);
         }
     }
     if (s->op.type == KVC_OP_GET)
@@ -440,6 +445,12 @@ static void print_results(const struct cfg *c, const struct stats *st, double se
             if (st->errors[op][s])
                 printf("  %s %s: %llu\n", wl_op_name((enum wl_op)op), kvc_status_name(-s),
                        (unsigned long long)st->errors[op][s]);
+    if (st->shed.n)
+        printf("shed    %10llu %11.0f %9.1f %9.1f %9.1f %9.1f %9.1f   (OVERLOADED answers)\n",
+               (unsigned long long)st->shed.n, (double)st->shed.n / secs,
+               hist_quantile(&st->shed, 0.5) / 1e3, hist_quantile(&st->shed, 0.9) / 1e3,
+               hist_quantile(&st->shed, 0.99) / 1e3, hist_quantile(&st->shed, 0.999) / 1e3,
+               st->shed.max / 1e3);
     if (cpu_ticks >= 0 && total)
         printf("server CPU: %.2f s, %.2f us per operation\n",
                (double)cpu_ticks / (double)sysconf(_SC_CLK_TCK),
@@ -481,6 +492,14 @@ static json_t *results_json(const struct cfg *c, const struct stats *st, double 
                           (json_int_t)c->pipeline, "rate", c->rate, "seconds", secs,
                           "operations", (json_int_t)total, "ops_per_s", (double)total / secs,
                           "ops", ops);
+    if (st->shed.n)
+        json_object_set_new(j, "shed",
+                            json_pack("{s:I,s:f,s:f,s:f,s:f}", "count",
+                                      (json_int_t)st->shed.n, "p50_us",
+                                      hist_quantile(&st->shed, 0.5) / 1e3, "p99_us",
+                                      hist_quantile(&st->shed, 0.99) / 1e3, "p999_us",
+                                      hist_quantile(&st->shed, 0.999) / 1e3, "max_us",
+                                      st->shed.max / 1e3));
     if (cpu_ticks >= 0 && total)
         json_object_set_new(j, "server_cpu_us_per_op",
                             json_real((double)cpu_ticks / (double)sysconf(_SC_CLK_TCK) * 1e6 /
@@ -504,6 +523,7 @@ static int run_phase(const struct cfg *c, bool loading, json_t *out)
         hist_init(&t->st.h[0]);
         for (int op = 0; op < WL_NOPS; op++)
             hist_init(&t->st.h[op]);
+        hist_init(&t->st.shed);
         wl_gen_init(&t->gen, mix_of(c->workload), c->records, &g_insert_next, 1000 + i);
         if (loading) {
             t->load_next = c->records * i / c->threads;
@@ -550,7 +570,9 @@ static int run_phase(const struct cfg *c, bool loading, json_t *out)
     struct stats *all = calloc(1, sizeof *all);
     for (int op = 0; op < WL_NOPS; op++)
         hist_init(&all->h[op]);
+    hist_init(&all->shed);
     for (unsigned i = 0; i < c->threads; i++) {
+        hist_merge(&all->shed, &ts[i].st.shed);
         for (int op = 0; op < WL_NOPS; op++) {
             hist_merge(&all->h[op], &ts[i].st.h[op]);
             for (int s = 0; s < MAX_STATUS; s++)
