@@ -4,7 +4,8 @@
 #include <sys/resource.h>
 #include "common/clock.h"
 #include "common/log.h"
-#include "server/server.h"
+#include "proto/codec.h"
+#include "server/conn_internal.h"
 
 /* Descriptors kvd needs besides client connections: RocksDB's files and WAL, the listeners,
  * outbound peer connections, the HTTP server, libuv's own. */
@@ -199,3 +200,139 @@ void kv_adm_accept_failed(struct kv_server *s, int uv_err)
                 "most once a second)", uv_strerror(uv_err));
     }
 }
+
+/* --- per connection (conn_internal.h) ------------------------------------------------------ */
+
+void kv__adm_charge(struct kv_conn *c, size_t n, bool add)
+{
+    struct kv_server *s = c->srv;
+    if (add) {
+        c->inflight_bytes += n;
+        s->adm.inflight_bytes += n;
+        kv_metrics_add(&s->metrics.inflight_bytes, n);
+    } else {
+        c->inflight_bytes -= n;
+        s->adm.inflight_bytes -= n;
+        kv_metrics_add(&s->metrics.inflight_bytes, (uint64_t)0 - n);
+    }
+}
+
+/* (3), (6): the limits that hold a connection's input back, and when to let it go. */
+bool kv__conn_input_full(const struct kv_conn *c, bool *output)
+{
+    const struct kv_config *cfg = &c->srv->cfg;
+    *output = kv__conn_pending_out(c) > (size_t)cfg->max_output_mb << 20;
+    return *output || (!c->peer && (c->inflight_bytes >= cfg->max_conn_inflight_bytes ||
+                                    (unsigned)c->reqs >= cfg->max_conn_inflight_requests));
+}
+
+bool kv__conn_input_low(const struct kv_conn *c)
+{
+    const struct kv_config *cfg = &c->srv->cfg;
+    return kv__conn_pending_out(c) < ((size_t)cfg->max_output_mb << 20) / 2 &&
+           (c->reqs == 0 || (c->inflight_bytes <= cfg->max_conn_inflight_bytes / 2 &&
+                             (unsigned)c->reqs <= cfg->max_conn_inflight_requests / 2));
+}
+
+/* An OVERLOADED answer with retry_after_ms. */
+static void reply_overloaded(struct kv_conn *c, uint64_t id, uint32_t retry_ms, const char *msg)
+{
+    Kv__Response r = KV__RESPONSE__INIT;
+    r.id = id;
+    r.status = kv_codec_status_to_wire(KV_AGAIN);
+    r.message = (char *)msg;
+    r.retry_after_ms = retry_ms;
+    kv_conn_reply(c, &r);
+}
+
+/* admission.h (2): one OVERLOADED frame, written only if the socket takes it at once, then
+ * the close. Nothing else is allocated for the connection. */
+void kv__adm_reject(struct kv_conn *c)
+{
+    struct kv_server *s = c->srv;
+    char msg[160];
+    snprintf(msg, sizeof msg, "connection limit reached: %u client connections are open "
+             "(max_connections); retry later or use another node", s->adm.max_connections);
+    Kv__Response r = KV__RESPONSE__INIT;
+    r.status = kv_codec_status_to_wire(KV_AGAIN);
+    r.message = msg;
+    r.retry_after_ms = s->cfg.overload_retry_after_ms;
+    struct kv_vec v = {0};
+    if (kv_codec_frame_append(&v, &r.base, s->cfg.max_frame, NULL) == KV_OK) {
+        uv_buf_t b = uv_buf_init((char *)v.ptr, (unsigned)v.len);
+        (void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    }
+    kv_vec_free(&v);
+    kv_metrics_add(&s->metrics.conns_rejected, 1);
+    c->closing = true;
+    uv_close((uv_handle_t *)&c->tcp, kv__conn_on_close);
+}
+
+void kv_conn_mark_peer(struct kv_conn *c)
+{
+    if (c->peer)
+        return;
+    c->peer = true;
+    struct kv_server *s = c->srv;
+    if (c->provisional) {
+        c->provisional = false;
+        s->adm.provisional_open--;
+    } else {
+        s->adm.clients_open--;
+        kv_metrics_add(&s->metrics.client_conns_open, (uint64_t)-1);
+    }
+}
+
+bool kv_conn_admit(struct kv_conn *c, const Kv__Request *msg)
+{
+    struct kv_server *s = c->srv;
+    if (c->peer)
+        return true;
+    char buf[192];
+    if (c->provisional) {
+        /* admission.h (2): the reserve is for peer nodes only. */
+        snprintf(buf, sizeof buf, "connection limit reached: %u client connections are open "
+                 "(max_connections); retry later or use another node", s->adm.max_connections);
+        kv_metrics_add(&s->metrics.conns_rejected, 1);
+        reply_overloaded(c, msg->id, s->cfg.overload_retry_after_ms, buf);
+        kv_conn_close_after_flush(c);
+        return false;
+    }
+    if (msg->op_case == KV__REQUEST__OP_CLUSTER_STATUS)
+        return true;
+    enum kv_shed kind;
+    const char *why = kv_adm_shed_reason(s, c->cur_frame, &kind, buf, sizeof buf);
+    if (!why)
+        return true;
+    kv_metrics_add(&s->metrics.shed[kind], 1);
+    reply_overloaded(c, msg->id, s->cfg.overload_retry_after_ms, why);
+    return false;
+}
+
+void kv_conn_sweep(struct kv_server *s, uint64_t now)
+{
+    uint64_t hdr = (uint64_t)s->cfg.header_timeout_ms * 1000000u;
+    uint64_t idle = (uint64_t)s->cfg.idle_timeout_ms * 1000000u;
+    struct kv_conn *next;
+    for (struct kv_conn *c = s->conns; c; c = next) {
+        next = c->next;
+        if (c->closing || c->close_after_flush)
+            continue;
+        char msg[128];
+        if ((c->frame_start_ns && c->reading && now - c->frame_start_ns > hdr) ||
+            (c->provisional && now - c->accepted_ns > hdr)) {
+            /* conn.c (7). Best effort: the reason goes out if the socket takes it now. */
+            kv_metrics_add(&s->metrics.conns_header_timeout, 1);
+            snprintf(msg, sizeof msg, "incomplete frame held longer than header_timeout_ms "
+                     "(%u ms): closing", s->cfg.header_timeout_ms);
+            kv_conn_reply_status(c, 0, KV_TIMEOUT, msg);
+            kv__conn_flush(c);
+            kv__conn_close(c);
+        } else if (idle && !c->peer && c->reqs == 0 && kv__conn_pending_out(c) == 0 &&
+                   now - c->active_ns > idle) {
+            kv_metrics_add(&s->metrics.conns_idle_timeout, 1);
+            kv__conn_close(c);
+        }
+    }
+}
+

@@ -1,8 +1,9 @@
 /* server/admission.h -- admission control: the node-wide limits (connections, request bytes
  * and requests in flight, event-loop lag) and the decision to shed a request with OVERLOADED.
  *
- * conn.c owns the per-connection state (its bytes in flight, its partial frame's age) and
- * asks this module for every node-wide decision. Loop thread only, except the metrics.
+ * conn.c reads, frames and writes; this module decides what a connection and the node may
+ * hold (the per-connection half works on struct kv_conn through conn_internal.h). Loop
+ * thread only, except the metrics.
  * (1) Peer connections (kv_conn_mark_peer) are never shed and never count against
  *     max_connections: a replica that refused a coordinator's write would turn a client's
  *     clear OVERLOADED into an ambiguous TIMEOUT. Load is shed at the client edge instead

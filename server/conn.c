@@ -26,11 +26,12 @@
  *     client can neither hold all of the node's in-flight requests nor queue more answers
  *     than that many behind max_output_mb (3). Node-wide limits shed (admission.h). Peer
  *     connections are not charged (admission.h (1)).
+ * (7) A connection holding an incomplete frame for header_timeout_ms while it is being
+ *     read (not paused by (3) or (6)) is closed; so is one idle for idle_timeout_ms
+ *     (kv_conn_sweep, in admission.c with the rest of what a connection may hold).
  * (8) At most ACCEPT_BATCH connections are accepted per loop phase: a connection burst
  *     then costs each iteration a bounded time, and libuv stops polling the listener while
- *     an accepted descriptor waits for us (kv_conn_resume_all takes it next phase).
- * (7) A connection holding an incomplete frame for header_timeout_ms while it is being
- *     read (not paused by (3) or (6)) is closed; so is one idle for idle_timeout_ms. */
+ *     an accepted descriptor waits for us (kv_conn_resume_all takes it next phase). */
 #include <stdlib.h>
 #include <string.h>
 #include "common/clock.h"
@@ -38,35 +39,11 @@
 #include "common/log.h"
 #include "proto/codec.h"
 #include "proto/frame.h"
-#include "server/server.h"
+#include "server/conn_internal.h"
 
 #define READ_CHUNK 65536u
 #define SHARED_COPY_MAX 16384u   /* (5): a partial frame up to this size moves to read_buf */
 #define ACCEPT_BATCH 64u          /* (8) */
-
-struct kv_conn {
-    uv_tcp_t tcp;
-    struct kv_server *srv;
-    struct kv_vec in;
-    struct kv_vec out;           /* framed responses not yet handed to uv_write */
-    size_t writing;              /* bytes inside uv_write requests */
-    size_t want;                 /* bytes the frame at the front of `in` needs */
-    int refs;                    /* the handle's, the dirty list's, each write's, each request's */
-    int reqs;                    /* requests in flight */
-    bool reading, closing, closed, close_after_flush, dirty;
-    bool peer;                   /* another node sends PeerMessages on it */
-    bool provisional;            /* accepted in the peer reserve (admission.h (2)) */
-    bool in_paused;              /* (3), (6): input held back (not read, frames not handled) */
-    bool resume_queued;          /* on srv->resume */
-    bool shared;                 /* the pending read goes to srv->read_buf (5) */
-    size_t shared_pre;           /* bytes of ours copied to the front of read_buf */
-    size_t inflight_bytes;       /* (6) */
-    size_t cur_frame;            /* size of the frame being handled; 0 once charged */
-    uint64_t frame_start_ns;     /* (7): when the incomplete frame in `in` began; 0 none */
-    uint64_t active_ns;          /* last read or answer (idle_timeout_ms) */
-    uint64_t accepted_ns;
-    struct kv_conn *prev, *next, *dirty_next, *resume_next;
-};
 
 struct write_req {
     uv_write_t req;
@@ -89,26 +66,12 @@ static void release(struct kv_conn *c)
 
 static void mark_dirty(struct kv_conn *c);
 
-static void charge(struct kv_conn *c, size_t n, bool add)
-{
-    struct kv_server *s = c->srv;
-    if (add) {
-        c->inflight_bytes += n;
-        s->adm.inflight_bytes += n;
-        kv_metrics_add(&s->metrics.inflight_bytes, n);
-    } else {
-        c->inflight_bytes -= n;
-        s->adm.inflight_bytes -= n;
-        kv_metrics_add(&s->metrics.inflight_bytes, (uint64_t)0 - n);
-    }
-}
-
 void kv_conn_ref(struct kv_conn *c)
 {
     c->reqs++;
     hold(c);
     if (!c->peer && c->cur_frame) {   /* (6): one charge per frame */
-        charge(c, c->cur_frame, true);
+        kv__adm_charge(c, c->cur_frame, true);
         c->cur_frame = 0;
     }
 }
@@ -125,30 +88,11 @@ static void queue_resume(struct kv_conn *c)
     c->srv->resume = c;
 }
 
-static size_t pending_out(const struct kv_conn *c) { return c->out.len + c->writing; }
-
-/* (3), (6): the limits that hold a connection's input back, and when to let it go. */
-static bool input_full(const struct kv_conn *c, bool *output)
-{
-    const struct kv_config *cfg = &c->srv->cfg;
-    *output = pending_out(c) > (size_t)cfg->max_output_mb << 20;
-    return *output || (!c->peer && (c->inflight_bytes >= cfg->max_conn_inflight_bytes ||
-                                    (unsigned)c->reqs >= cfg->max_conn_inflight_requests));
-}
-
-static bool input_low(const struct kv_conn *c)
-{
-    const struct kv_config *cfg = &c->srv->cfg;
-    return pending_out(c) < ((size_t)cfg->max_output_mb << 20) / 2 &&
-           (c->reqs == 0 || (c->inflight_bytes <= cfg->max_conn_inflight_bytes / 2 &&
-                             (unsigned)c->reqs <= cfg->max_conn_inflight_requests / 2));
-}
-
 /* Holds c's input back when a limit is reached; true if it is held. */
 static bool maybe_hold(struct kv_conn *c)
 {
     bool output;
-    if (!input_full(c, &output))
+    if (!kv__conn_input_full(c, &output))
         return c->in_paused;
     if (!c->in_paused) {
         c->in_paused = true;
@@ -165,26 +109,26 @@ static bool maybe_hold(struct kv_conn *c)
 void kv_conn_unref(struct kv_conn *c)
 {
     size_t share = c->reqs > 1 ? c->inflight_bytes / (size_t)c->reqs : c->inflight_bytes;
-    charge(c, share, false);
+    kv__adm_charge(c, share, false);
     c->active_ns = kv_clock_mono_ns();
     if (!c->peer)
         kv_adm_on_done(&c->srv->adm);
     /* The last answer of a connection the client half-closed lets it close. */
     if (--c->reqs == 0 && c->close_after_flush && !c->closing)
         mark_dirty(c);
-    if (c->in_paused && input_low(c))
+    if (c->in_paused && kv__conn_input_low(c))
         queue_resume(c);
     release(c);
 }
 
-static void on_close(uv_handle_t *h)
+void kv__conn_on_close(uv_handle_t *h)
 {
     struct kv_conn *c = h->data;
     c->closed = true;
     release(c);
 }
 
-static void conn_close(struct kv_conn *c)
+void kv__conn_close(struct kv_conn *c)
 {
     if (c->closing)
         return;
@@ -206,7 +150,7 @@ static void conn_close(struct kv_conn *c)
             kv_metrics_add(&s->metrics.client_conns_open, (uint64_t)-1);
         }
     }
-    uv_close((uv_handle_t *)&c->tcp, on_close);
+    uv_close((uv_handle_t *)&c->tcp, kv__conn_on_close);
 }
 
 
@@ -324,7 +268,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread < 0) {
         KV_DEBUG("connection read error: %s", uv_strerror((int)nread));
-        conn_close(c);
+        kv__conn_close(c);
         return;
     }
     if (nread == 0)
@@ -346,7 +290,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         return;
     if (keep_rest(c, data, len, used, shared) != 0) {
         KV_WARN("out of memory buffering a connection's input: closing it");
-        conn_close(c);
+        kv__conn_close(c);
         return;
     }
 }
@@ -367,9 +311,9 @@ static void start_reading(struct kv_conn *c)
  * that backpressure (3) held. */
 static void after_output(struct kv_conn *c)
 {
-    if (c->close_after_flush && pending_out(c) == 0 && c->reqs == 0)
-        conn_close(c);
-    else if (c->in_paused && input_low(c))
+    if (c->close_after_flush && kv__conn_pending_out(c) == 0 && c->reqs == 0)
+        kv__conn_close(c);
+    else if (c->in_paused && kv__conn_input_low(c))
         queue_resume(c);
 }
 
@@ -383,18 +327,18 @@ static void on_write(uv_write_t *req, int status)
     free(w);
     if (status < 0) {
         KV_DEBUG("connection write error: %s", uv_strerror(status));
-        conn_close(c);
+        kv__conn_close(c);
     } else if (!c->closing) {
         after_output(c);
     }
     release(c);
 }
 
-static void conn_flush(struct kv_conn *c)
+void kv__conn_flush(struct kv_conn *c)
 {
     if (c->closing || c->out.len == 0) {
-        if (!c->closing && c->close_after_flush && pending_out(c) == 0 && c->reqs == 0)
-            conn_close(c);
+        if (!c->closing && c->close_after_flush && kv__conn_pending_out(c) == 0 && c->reqs == 0)
+            kv__conn_close(c);
         return;
     }
     if (c->writing == 0) {   /* (2): nothing of ours inside libuv, order is kept */
@@ -402,7 +346,7 @@ static void conn_flush(struct kv_conn *c)
         int n = uv_try_write((uv_stream_t *)&c->tcp, &tb, 1);
         if (n < 0 && n != UV_EAGAIN && n != UV_ENOSYS) {
             KV_DEBUG("connection write error: %s", uv_strerror(n));
-            conn_close(c);
+            kv__conn_close(c);
             return;
         }
         if (n > 0) {
@@ -419,7 +363,7 @@ static void conn_flush(struct kv_conn *c)
     }
     struct write_req *w = malloc(sizeof *w);
     if (!w) {
-        conn_close(c);
+        kv__conn_close(c);
         return;
     }
     w->conn = c;
@@ -435,7 +379,7 @@ static void conn_flush(struct kv_conn *c)
         kv_vec_free(&w->buf);
         free(w);
         release(c);
-        conn_close(c);
+        kv__conn_close(c);
     }
 }
 
@@ -447,7 +391,7 @@ void kv_conn_flush_all(struct kv_server *s)
         struct kv_conn *next = c->dirty_next;
         c->dirty = false;
         c->dirty_next = NULL;
-        conn_flush(c);
+        kv__conn_flush(c);
         release(c);
         c = next;
     }
@@ -476,7 +420,7 @@ void kv_conn_reply(struct kv_conn *c, Kv__Response *resp)
         fail.status = kv_codec_status_to_wire(st == KV_TOO_LARGE ? KV_TOO_LARGE : KV_INTERNAL);
         fail.message = err.msg;
         if (kv_codec_frame_append(&c->out, &fail.base, c->srv->cfg.max_frame, NULL) != KV_OK) {
-            conn_close(c);
+            kv__conn_close(c);
             return;
         }
     }
@@ -502,40 +446,6 @@ void kv_conn_close_after_flush(struct kv_conn *c)
     mark_dirty(c);
 }
 
-/* An OVERLOADED answer with retry_after_ms. */
-static void reply_overloaded(struct kv_conn *c, uint64_t id, uint32_t retry_ms, const char *msg)
-{
-    Kv__Response r = KV__RESPONSE__INIT;
-    r.id = id;
-    r.status = kv_codec_status_to_wire(KV_AGAIN);
-    r.message = (char *)msg;
-    r.retry_after_ms = retry_ms;
-    kv_conn_reply(c, &r);
-}
-
-/* admission.h (2): one OVERLOADED frame, written only if the socket takes it at once, then
- * the close. Nothing else is allocated for the connection. */
-static void reject(struct kv_conn *c)
-{
-    struct kv_server *s = c->srv;
-    char msg[160];
-    snprintf(msg, sizeof msg, "connection limit reached: %u client connections are open "
-             "(max_connections); retry later or use another node", s->adm.max_connections);
-    Kv__Response r = KV__RESPONSE__INIT;
-    r.status = kv_codec_status_to_wire(KV_AGAIN);
-    r.message = msg;
-    r.retry_after_ms = s->cfg.overload_retry_after_ms;
-    struct kv_vec v = {0};
-    if (kv_codec_frame_append(&v, &r.base, s->cfg.max_frame, NULL) == KV_OK) {
-        uv_buf_t b = uv_buf_init((char *)v.ptr, (unsigned)v.len);
-        (void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-    }
-    kv_vec_free(&v);
-    kv_metrics_add(&s->metrics.conns_rejected, 1);
-    c->closing = true;
-    uv_close((uv_handle_t *)&c->tcp, on_close);
-}
-
 void kv_conn_accept(struct kv_server *s)
 {
     if (s->adm.accepts >= ACCEPT_BATCH) {   /* (8) */
@@ -552,12 +462,12 @@ void kv_conn_accept(struct kv_server *s)
     c->tcp.data = c;
     if (uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&c->tcp) != 0) {
         c->closing = true;
-        uv_close((uv_handle_t *)&c->tcp, on_close);
+        uv_close((uv_handle_t *)&c->tcp, kv__conn_on_close);
         return;
     }
     enum kv_adm_verdict v = kv_adm_on_accept(&s->adm);
     if (v == KV_ADM_REJECT) {
-        reject(c);
+        kv__adm_reject(c);
         return;
     }
     if (v == KV_ADM_PROVISIONAL) {
@@ -578,47 +488,6 @@ void kv_conn_accept(struct kv_server *s)
     start_reading(c);
 }
 
-void kv_conn_mark_peer(struct kv_conn *c)
-{
-    if (c->peer)
-        return;
-    c->peer = true;
-    struct kv_server *s = c->srv;
-    if (c->provisional) {
-        c->provisional = false;
-        s->adm.provisional_open--;
-    } else {
-        s->adm.clients_open--;
-        kv_metrics_add(&s->metrics.client_conns_open, (uint64_t)-1);
-    }
-}
-
-bool kv_conn_admit(struct kv_conn *c, const Kv__Request *msg)
-{
-    struct kv_server *s = c->srv;
-    if (c->peer)
-        return true;
-    char buf[192];
-    if (c->provisional) {
-        /* admission.h (2): the reserve is for peer nodes only. */
-        snprintf(buf, sizeof buf, "connection limit reached: %u client connections are open "
-                 "(max_connections); retry later or use another node", s->adm.max_connections);
-        kv_metrics_add(&s->metrics.conns_rejected, 1);
-        reply_overloaded(c, msg->id, s->cfg.overload_retry_after_ms, buf);
-        kv_conn_close_after_flush(c);
-        return false;
-    }
-    if (msg->op_case == KV__REQUEST__OP_CLUSTER_STATUS)
-        return true;
-    enum kv_shed kind;
-    const char *why = kv_adm_shed_reason(s, c->cur_frame, &kind, buf, sizeof buf);
-    if (!why)
-        return true;
-    kv_metrics_add(&s->metrics.shed[kind], 1);
-    reply_overloaded(c, msg->id, s->cfg.overload_retry_after_ms, why);
-    return false;
-}
-
 void kv_conn_resume_all(struct kv_server *s)
 {
     s->adm.accepts = 0;
@@ -633,43 +502,16 @@ void kv_conn_resume_all(struct kv_server *s)
         struct kv_conn *next = c->resume_next;
         c->resume_queued = false;
         c->resume_next = NULL;
-        if (c->in_paused && !c->closing && input_low(c)) {
+        if (c->in_paused && !c->closing && kv__conn_input_low(c)) {
             c->in_paused = false;
             size_t used = process_input(c, c->in.ptr, c->in.len);
             if (!c->closing && keep_rest(c, c->in.ptr, c->in.len, used, false) != 0)
-                conn_close(c);
+                kv__conn_close(c);
             if (!c->closing && !c->in_paused)
                 start_reading(c);
         }
         release(c);
         c = next;
-    }
-}
-
-void kv_conn_sweep(struct kv_server *s, uint64_t now)
-{
-    uint64_t hdr = (uint64_t)s->cfg.header_timeout_ms * 1000000u;
-    uint64_t idle = (uint64_t)s->cfg.idle_timeout_ms * 1000000u;
-    struct kv_conn *next;
-    for (struct kv_conn *c = s->conns; c; c = next) {
-        next = c->next;
-        if (c->closing || c->close_after_flush)
-            continue;
-        char msg[128];
-        if ((c->frame_start_ns && c->reading && now - c->frame_start_ns > hdr) ||
-            (c->provisional && now - c->accepted_ns > hdr)) {
-            /* (7) Best effort: the reason goes out if the socket takes it now. */
-            kv_metrics_add(&s->metrics.conns_header_timeout, 1);
-            snprintf(msg, sizeof msg, "incomplete frame held longer than header_timeout_ms "
-                     "(%u ms): closing", s->cfg.header_timeout_ms);
-            kv_conn_reply_status(c, 0, KV_TIMEOUT, msg);
-            conn_flush(c);
-            conn_close(c);
-        } else if (idle && !c->peer && c->reqs == 0 && pending_out(c) == 0 &&
-                   now - c->active_ns > idle) {
-            kv_metrics_add(&s->metrics.conns_idle_timeout, 1);
-            conn_close(c);
-        }
     }
 }
 
@@ -685,7 +527,7 @@ void kv_conn_stop_reading_all(struct kv_server *s, bool peers)
 void kv_conn_close_all(struct kv_server *s)
 {
     while (s->conns)
-        conn_close(s->conns);
+        kv__conn_close(s->conns);
     free(s->read_buf);   /* no connection reads any more */
     s->read_buf = NULL;
 }
@@ -695,7 +537,7 @@ bool kv_conn_all_flushed(const struct kv_server *s)
     if (s->dirty)
         return false;
     for (const struct kv_conn *c = s->conns; c; c = c->next)
-        if (pending_out(c))
+        if (kv__conn_pending_out(c))
             return false;
     return true;
 }
