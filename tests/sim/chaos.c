@@ -21,13 +21,14 @@
 #include "cluster/ring.h"
 #include "common/hash.h"
 #include "tests/sim/sim.h"
+#include "tests/sim/wgl.h"
 
 #define TIMEOUT_MS 300          /* per request */
 #define THINK_MS 8              /* a client waits 0..THINK_MS between operations */
 #define WGL_BUDGET 400000       /* states a linearizability search may cache */
 
 enum { KC_LWW, KC_LIN, KC_CAS };
-enum { F_READ, F_WRITE, F_DELETE, F_CAS };
+enum { F_READ = WGL_READ, F_WRITE = WGL_WRITE, F_DELETE = WGL_DELETE, F_CAS = WGL_CAS };
 enum { S_PENDING, S_OK, S_FAIL, S_INFO };
 
 struct hop {                    /* one client operation */
@@ -710,198 +711,12 @@ static void check_converged(struct chaos *ch)
     kv_ring_free(ring);
 }
 
-/* --- (d): linearizability, Wing-Gong-Lowe with a cache of (linearized set, state) ------ */
-
-struct went {
-    int op;                     /* index into the key's op list */
-    bool call;
-    uint64_t t;
-    struct went *prev, *next, *match;
-};
-
-struct wcache {
-    uint64_t *keys;             /* per slot: words of bitset, then the state */
-    uint8_t *used;
-    size_t cap, n, words;
-};
-
-static uint64_t wc_hash(const uint64_t *b, size_t words, int64_t state)
-{
-    uint64_t h = (uint64_t)state * 0x9E3779B97F4A7C15ull;
-    for (size_t i = 0; i < words; i++)
-        h = (h ^ b[i]) * 0x100000001b3ull + (h >> 29);
-    return h;
-}
-
-/* Inserts (b, state); false when it was there already. */
-static bool wc_insert(struct wcache *c, const uint64_t *b, int64_t state)
-{
-    size_t w = c->words + 1;
-    if (2 * (c->n + 1) > c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 4096;
-        uint64_t *keys = malloc(cap * w * sizeof *keys);
-        uint8_t *used = calloc(cap, 1);
-        for (size_t i = 0; i < c->cap; i++) {
-            if (!c->used[i])
-                continue;
-            const uint64_t *kk = c->keys + i * w;
-            size_t j = (size_t)wc_hash(kk, c->words, (int64_t)kk[c->words]) & (cap - 1);
-            while (used[j])
-                j = (j + 1) & (cap - 1);
-            used[j] = 1;
-            memcpy(keys + j * w, kk, w * sizeof *keys);
-        }
-        free(c->keys);
-        free(c->used);
-        c->keys = keys;
-        c->used = used;
-        c->cap = cap;
-    }
-    size_t j = (size_t)wc_hash(b, c->words, state) & (c->cap - 1);
-    while (c->used[j]) {
-        const uint64_t *kk = c->keys + j * w;
-        if ((int64_t)kk[c->words] == state && memcmp(kk, b, c->words * sizeof *b) == 0)
-            return false;
-        j = (j + 1) & (c->cap - 1);
-    }
-    c->used[j] = 1;
-    memcpy(c->keys + j * w, b, c->words * sizeof *b);
-    c->keys[j * w + c->words] = (uint64_t)state;
-    c->n++;
-    return true;
-}
-
-static bool wgl_step(const struct hop *h, int64_t s, int64_t *next)
-{
-    switch (h->f) {
-    case F_READ:
-        *next = s;
-        return h->value == s;
-    case F_WRITE:
-        *next = h->value;
-        return true;
-    case F_DELETE:
-        *next = -1;
-        return true;
-    default:
-        if (h->applied == 1) {
-            *next = h->value;
-            return s == h->expect;
-        }
-        if (h->applied == 0) {
-            *next = s;
-            return s != h->expect;
-        }
-        *next = s == h->expect ? h->value : s;
-        return true;
-    }
-}
-
-static int went_cmp(const void *a, const void *b)
-{
-    const struct went *x = a, *y = b;
-    if (x->t != y->t)
-        return x->t < y->t ? -1 : 1;
-    return x->call == y->call ? 0 : x->call ? 1 : -1;   /* returns first at a tie */
-}
-
-/* 1 linearizable, 0 not, -1 over budget. */
-static int wgl_check(const struct hop **ops, size_t n)
-{
-    if (n == 0)
-        return 1;
-    struct went *e = calloc(2 * n, sizeof *e);
-    for (size_t i = 0; i < n; i++) {
-        e[2 * i] = (struct went){.op = (int)i, .call = true, .t = ops[i]->call};
-        e[2 * i + 1] = (struct went){.op = (int)i, .call = false, .t = ret_of(ops[i])};
-    }
-    qsort(e, 2 * n, sizeof *e, went_cmp);
-    struct went **byop = calloc(2 * n, sizeof *byop);
-    for (size_t i = 0; i < 2 * n; i++)
-        byop[2 * (size_t)e[i].op + (e[i].call ? 0 : 1)] = &e[i];
-    for (size_t i = 0; i < n; i++) {
-        byop[2 * i]->match = byop[2 * i + 1];
-        byop[2 * i + 1]->match = byop[2 * i];
-    }
-    struct went head = {0};
-    head.next = &e[0];
-    e[0].prev = &head;
-    for (size_t i = 0; i + 1 < 2 * n; i++) {
-        e[i].next = &e[i + 1];
-        e[i + 1].prev = &e[i];
-    }
-    size_t words = (n + 63) / 64;
-    uint64_t *lin = calloc(words, sizeof *lin);
-    struct wcache cache = {.words = words};
-    struct frame {
-        struct went *ent;
-        int64_t state;
-    } *stack = malloc(n * sizeof *stack);
-    size_t depth = 0;
-    int64_t state = -1;
-    int result = 1;
-    struct went *ent = head.next;
-    while (head.next) {
-        if (ent->call) {
-            int64_t next;
-            const struct hop *h = ops[ent->op];
-            bool ok = wgl_step(h, state, &next);
-            if (ok) {
-                lin[ent->op / 64] |= 1ull << (ent->op % 64);
-                bool fresh = wc_insert(&cache, lin, next);
-                if (fresh) {
-                    stack[depth++] = (struct frame){ent, state};
-                    state = next;
-                    /* lift */
-                    ent->prev->next = ent->next;
-                    if (ent->next)
-                        ent->next->prev = ent->prev;
-                    struct went *m = ent->match;
-                    m->prev->next = m->next;
-                    if (m->next)
-                        m->next->prev = m->prev;
-                    ent = head.next;
-                    if (cache.n > WGL_BUDGET) {
-                        result = -1;
-                        break;
-                    }
-                    continue;
-                }
-                lin[ent->op / 64] &= ~(1ull << (ent->op % 64));
-            }
-            ent = ent->next;
-        } else {
-            if (!depth) {
-                result = 0;
-                break;
-            }
-            struct frame f = stack[--depth];
-            ent = f.ent;
-            state = f.state;
-            lin[ent->op / 64] &= ~(1ull << (ent->op % 64));
-            /* unlift */
-            struct went *m = ent->match;
-            m->prev->next = m;
-            if (m->next)
-                m->next->prev = m;
-            ent->prev->next = ent;
-            if (ent->next)
-                ent->next->prev = ent;
-            ent = ent->next;
-        }
-    }
-    free(stack);
-    free(lin);
-    free(cache.keys);
-    free(cache.used);
-    free(byop);
-    free(e);
-    return result;
-}
+/* --- (d): linearizability (tests/sim/wgl.h) ------------------------------------------ */
 
 static void check_linearizable(struct chaos *ch)
 {
     const struct hop **list = malloc((ch->n_ops ? ch->n_ops : 1) * sizeof *list);
+    struct wgl_op *wops = malloc((ch->n_ops ? ch->n_ops : 1) * sizeof *wops);
     for (int k = 0; k < ch->n_keys; k++) {
         if (ch->keys[k].cls == KC_LWW)
             continue;
@@ -914,13 +729,18 @@ static void check_linearizable(struct chaos *ch)
             list[n++] = h;
         }
         ch->r->lin_keys++;
-        int res = wgl_check(list, n);
+        for (size_t i = 0; i < n; i++)
+            wops[i] = (struct wgl_op){.call = list[i]->call, .ret = ret_of(list[i]),
+                                      .kind = list[i]->f, .value = list[i]->value,
+                                      .expect = list[i]->expect, .applied = list[i]->applied};
+        int res = wgl_check(wops, n, WGL_BUDGET);
         if (res < 0)
             ch->r->lin_unknown++;
         else if (res == 0)
             violation(ch, "(d) the history of %s (%zu operations) is not linearizable",
                       ch->keys[k].name, n);
     }
+    free(wops);
     free(list);
 }
 
