@@ -201,6 +201,7 @@ int kvc__submit(struct kvc_client *c, struct kvc_op *op, kvc_done_fn cb, void *a
     op->deadline_ns_ = now + (uint64_t)tmo * 1000000u;
     op->cb_ = cb;
     op->cb_arg_ = arg;
+    op->retry_after_ms = 0;     /* set again only by an OVERLOADED answer to this send */
     /* The server gets a little less time than the client waits, so that when replicas
      * are slow its TIMEOUT answer (which says how many acked) arrives before the
      * client's own deadline, which can only say "unknown". */
