@@ -138,8 +138,12 @@ static void update_rate(struct kv_adm *a, uint64_t inflight)
     }
     if (a->win_start_inflight >= KV_ADM_MIN_INFLIGHT / 4 && inflight >= KV_ADM_MIN_INFLIGHT / 4 &&
         a->win_done > 0) {
-        double r = (double)a->win_done * 1e9 / (double)(now - a->win_start_ns);
-        a->rate_per_s = a->rate_per_s > 0 ? 0.75 * a->rate_per_s + 0.25 * r : r;
+        a->win_rates[a->win_next++ % KV_ADM_WINDOWS] =
+            (double)a->win_done * 1e9 / (double)(now - a->win_start_ns);
+        a->rate_per_s = 0;
+        for (unsigned i = 0; i < KV_ADM_WINDOWS; i++)
+            if (a->win_rates[i] > a->rate_per_s)
+                a->rate_per_s = a->win_rates[i];
     }
     a->win_start_ns = now;
     a->win_start_inflight = inflight;
@@ -157,10 +161,9 @@ const char *kv_adm_shed_reason(struct kv_server *s, size_t frame_bytes, enum kv_
         double allowed = a->rate_per_s * cfg->overload_queue_ms / 1000.0;
         if ((double)inflight > allowed) {
             *kind = KV_SHED_QUEUE;
-            snprintf(buf, bufsz, "node overloaded: %llu requests in flight, about %.0f ms of "
-                     "work at the %.0f/s it completes (overload_queue_ms %u)",
-                     (unsigned long long)inflight, (double)inflight * 1000.0 / a->rate_per_s,
-                     a->rate_per_s, cfg->overload_queue_ms);
+            snprintf(buf, bufsz, "node overloaded: %llu requests in flight, more than it "
+                     "completes in overload_queue_ms (%u ms)", (unsigned long long)inflight,
+                     cfg->overload_queue_ms);
             return buf;
         }
     }

@@ -19,10 +19,12 @@
  *     loop's smoothed busy time per iteration exceeds overload_loop_lag_ms.
  *     cluster_status requests are never shed (clients route by them).
  * (4) The completion rate behind (3) is measured over 100 ms windows in which the node
- *     stayed busy (requests in flight at the window's start and end), so it estimates the
- *     node's capacity and is not lowered by idle periods; until one such window has passed
- *     only the fixed limits apply. Shedding never refuses a request while fewer than
- *     KV_ADM_MIN_INFLIGHT are in flight. */
+ *     stayed busy (requests in flight at the window's start and end), and the estimate is
+ *     the best of the last KV_ADM_WINDOWS such windows: idle periods do not lower it, and
+ *     neither does a slow moment -- an estimate that followed every dip would shed more,
+ *     measure less and ratchet down. Until one busy window has passed only the fixed
+ *     limits apply. Shedding never refuses a request while fewer than KV_ADM_MIN_INFLIGHT
+ *     are in flight. */
 #ifndef KV_SERVER_ADMISSION_H
 #define KV_SERVER_ADMISSION_H
 #include <stdbool.h>
@@ -34,6 +36,8 @@
 
 struct kv_server;
 
+#define KV_ADM_WINDOWS 16u   /* (4): 1.6 s of busy windows */
+
 struct kv_adm {
     uint32_t max_connections;      /* effective: lowered to what RLIMIT_NOFILE allows */
     uint32_t peer_reserve;         /* peer_reserved_connections */
@@ -44,6 +48,8 @@ struct kv_adm {
     uint64_t win_done;             /* client requests answered in it */
     uint64_t win_start_inflight;
     double rate_per_s;             /* (4) estimated capacity; 0 unknown */
+    double win_rates[KV_ADM_WINDOWS]; /* (4) the last busy windows' completion rates */
+    unsigned win_next;
     uint64_t lag_ewma_ns;          /* smoothed busy time of one loop iteration */
     uint64_t last_ns, last_idle_ns;
     uint64_t last_accept_warn_ns;

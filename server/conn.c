@@ -43,7 +43,7 @@
 
 #define READ_CHUNK 65536u
 #define SHARED_COPY_MAX 16384u   /* (5): a partial frame up to this size moves to read_buf */
-#define ACCEPT_BATCH 64u          /* (8) */
+#define ACCEPT_BATCH 16u          /* (8) */
 
 struct write_req {
     uv_write_t req;
