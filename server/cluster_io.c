@@ -19,10 +19,17 @@
  *     its timer fires or is cancelled, so cancelling an id that already fired is a no-op
  *     even when the slot has been reused.
  * (4) pending counts store_write and run calls whose done has not run yet; the server
- *     frees the cluster only at 0, so no done callback ever reaches a freed cluster. */
+ *     frees the cluster only at 0, so no done callback ever reaches a freed cluster.
+ * (5) The storage threads (libuv's work queue) run at storage_thread_nice above the loop's
+ *     nice: when both want the CPU the loop wins, so it keeps reading, answering and
+ *     shedding (OVERLOADED is only quick if the loop gets to read the request) while reads
+ *     and scans queue behind it. Set on each worker's first job. */
 #include "server/cluster_io.h"
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include "cluster/cluster.h"
 #include "common/clock.h"
@@ -437,9 +444,23 @@ static void io_store_write(void *ctx, const struct kv_write *w, size_t n, kv_io_
     }
 }
 
+static void lower_priority_once(uint32_t nice_incr)
+{
+    static _Thread_local bool done;
+    if (done || nice_incr == 0)
+        return;
+    done = true;
+    id_t tid = (id_t)syscall(SYS_gettid);
+    errno = 0;
+    int cur = getpriority(PRIO_PROCESS, tid);
+    if ((cur == -1 && errno) || setpriority(PRIO_PROCESS, tid, cur + (int)nice_incr) != 0)
+        KV_WARN("storage thread: cannot lower its priority: %s", strerror(errno));
+}
+
 static void work_cb(uv_work_t *w)
 {
     struct cio_work *cw = w->data;
+    lower_priority_once(cw->io->srv->cfg.storage_thread_nice);   /* (5) */
     cw->work(cw->arg);
 }
 

@@ -39,6 +39,9 @@ static const struct opt g_opts[] = {
     O("write_buffer_mb", T_U32, write_buffer_mb,
       "RocksDB memtable per column family; after a full disk, writes resume once this "
       "much is free (64)"),
+    O("storage_thread_nice", T_U32, storage_thread_nice,
+      "storage threads run this much nicer than the event loop, which then keeps reading "
+      "and shedding under load; 0..19 (10)"),
     O("max_output_mb", T_U32, max_output_mb,
       "per connection: stop reading while this much output is unsent (64)"),
     O("max_connections", T_U32, max_connections,
@@ -124,6 +127,7 @@ void kv_config_default(struct kv_config *c)
     c->block_cache_mb = 64;
     c->write_buffer_mb = 64;
     c->max_output_mb = 64;
+    c->storage_thread_nice = 10;
     c->max_connections = 10000;
     c->peer_reserved_connections = 64;
     c->max_conn_inflight_bytes = 16u << 20;
@@ -475,6 +479,8 @@ enum kv_status kv_config_validate(const struct kv_config *c, struct kv_err *err)
         return kv_err_set(err, KV_INVALID, "scan_max_bytes must be below max_frame");
     if (!c->data_dir[0])
         return kv_err_set(err, KV_INVALID, "data_dir must be set");
+    if (c->storage_thread_nice > 19)
+        return kv_err_set(err, KV_INVALID, "storage_thread_nice must be in 0..19");
     if (c->max_output_mb == 0)
         return kv_err_set(err, KV_INVALID, "max_output_mb must be at least 1");
     if (c->max_connections == 0)

@@ -34,6 +34,7 @@ struct kv_config {
     uint64_t tombstone_grace_s;
     uint32_t block_cache_mb;
     uint32_t write_buffer_mb;     /* RocksDB memtable per column family (store.h (5)) */
+    uint32_t storage_thread_nice; /* storage threads' nice above the loop's (0..19) */
     uint32_t max_output_mb;       /* per connection: stop reading while more is unsent */
     /* admission control (server/admission.h, docs/operations.md "Limits") */
     uint32_t max_connections;     /* client connections; the excess is refused OVERLOADED */

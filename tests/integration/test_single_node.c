@@ -1,6 +1,7 @@
 /* tests/integration/test_single_node.c -- one real kvd process driven through libkvclient
  * and raw sockets: the operations, the limits, malformed input, restarts and kill -9. */
 #include <check.h>
+#include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -505,6 +506,63 @@ START_TEST(test_kill_9_under_write_load_loses_no_acknowledged_write_with_sync_al
 }
 END_TEST
 
+/* Threads of pid at each nice value: counts[nice + 20], from /proc/PID/task/TID/stat. */
+static void thread_nices(pid_t pid, int counts[40], int *main_nice)
+{
+    memset(counts, 0, 40 * sizeof *counts);
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(dir);
+    ck_assert_msg(d != NULL, "opendir %s", dir);
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[384], buf[512];
+        snprintf(path, sizeof path, "%s/%s/stat", dir, e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;                       /* the thread just ended */
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        /* After "(comm) ": state is field 3; nice is field 19. */
+        char *p = strrchr(buf, ')');
+        ck_assert(p != NULL);
+        int field = 2, nice = 0;
+        for (char *t = strtok(p + 1, " "); t; t = strtok(NULL, " "))
+            if (++field == 19) {
+                nice = atoi(t);
+                break;
+            }
+        ck_assert(nice >= -20 && nice < 20);
+        counts[nice + 20]++;
+        if (atoi(e->d_name) == (int)pid)
+            *main_nice = nice;
+    }
+    closedir(d);
+}
+
+START_TEST(test_storage_threads_run_nicer_than_the_event_loop)
+{
+    const char *const extra[] = {"--storage-thread-nice", "7", NULL};
+    start_with(extra);
+    struct kvc_client *c = client_for(&g_node);
+    char k[32];
+    for (int i = 0; i < 20; i++) {
+        snprintf(k, sizeof k, "n%02d", i);
+        put_str(c, k, "v");
+    }
+    char keys[20][32];
+    for (int i = 0; i < 5; i++)         /* scans run on the storage threads */
+        ck_assert_int_eq(scan_all(c, "", "", 7, keys, 20), 20);
+    kvc_close(c);
+    int counts[40], main_nice = -99;
+    thread_nices(g_node.pid, counts, &main_nice);
+    ck_assert_int_eq(main_nice, 0);     /* the loop */
+    ck_assert_int_ge(counts[7 + 20], 1);
+}
+END_TEST
+
 START_TEST(test_health_and_metrics_endpoints_report_requests)
 {
     start_with(NULL);
@@ -545,6 +603,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_sigterm_answers_requests_already_received);
     tcase_add_test(t, test_kill_9_under_write_load_loses_no_acknowledged_write_with_sync_always);
     tcase_add_test(t, test_health_and_metrics_endpoints_report_requests);
+    tcase_add_test(t, test_storage_threads_run_nicer_than_the_event_loop);
     suite_add_tcase(s, t);
     return s;
 }
