@@ -54,19 +54,9 @@ mkdir -p "$RESULTS/raw"
 RAW=$RESULTS/raw
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/bench-compare.XXXXXX")
 PIDS=()
-log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
+. "$ROOT/scripts/lib/procs.sh"   # log, free_port, wait_port, stop_pid
 
 # --- processes: started here, stopped by PID ------------------------------------------------
-stop_pid() {
-    local pid=$1
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for _ in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 stop_all() {
     local pid
     for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
@@ -79,28 +69,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# A port nothing listens on (bash's /dev/tcp fails to connect), not handed out before.
-USED_PORTS=" "
-free_port() {
-    local p
-    while :; do
-        p=$((20000 + RANDOM % 40000))
-        [[ $USED_PORTS == *" $p "* ]] && continue
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            USED_PORTS+="$p "
-            echo "$p"
-            return
-        fi
-    done
-}
-wait_port() {   # PORT PID
-    for _ in $(seq 1 200); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        kill -0 "$2" 2>/dev/null || return 1
-        sleep 0.05
-    done
-    return 1
-}
 cpu_ticks() {   # PID...: user+system clock ticks of these processes
     local t=0 pid f
     for pid in "$@"; do
@@ -211,6 +179,7 @@ start_kvd() {   # NAME EXTRA...: starts a kvd, sets KVD_PID and KVD_ADDR
     shift
     port=$(free_port)
     http=$(free_port)
+    while [[ $http == "$port" ]]; do http=$(free_port); done
     "$KVD" --listen "127.0.0.1:$port" --http "127.0.0.1:$http" --data-dir "$TMP/$name" \
         --log-level warn "$@" >"$RAW/$name.log" 2>&1 &
     KVD_PID=$!

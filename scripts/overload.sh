@@ -56,18 +56,8 @@ RESULTS=${RESULTS:-$ROOT/overload-results/$(date -u +%Y%m%d-%H%M%S)}
 mkdir -p "$RESULTS"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/overload.XXXXXX")
 PIDS=()
-log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
+. "$ROOT/scripts/lib/procs.sh"   # log, free_port, wait_port, stop_pid
 
-stop_pid() {
-    local pid=$1
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for _ in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 cleanup() {
     local pid
     for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
@@ -76,21 +66,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    local p
-    while :; do
-        p=$((20000 + RANDOM % 12000))   # below the ephemeral range (32768-)
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
-    done
-}
-wait_port() {   # PORT PID
-    for _ in $(seq 1 200); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        kill -0 "$2" 2>/dev/null || return 1
-        sleep 0.05
-    done
-    return 1
-}
 
 if [[ -z ${KVD_BIN:-} || -z ${KVBENCH_BIN:-} || ( $FLOODS == 1 && -z ${ADMISSION_TEST_BIN:-} ) ]]; then
     log "building kvd, kvbench, test_admission (Release) in build-overload/"

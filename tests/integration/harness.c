@@ -238,6 +238,21 @@ int kvd_http_get(const struct kvd_proc *p, const char *path, char **body)
     return code;
 }
 
+long kvd_rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    long kib = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            break;
+    fclose(f);
+    return kib;
+}
+
 int kvd_metric(const struct kvd_proc *p, const char *series, double *out)
 {
     char *body = NULL;

@@ -43,6 +43,8 @@ bool kvd_host_usable(const char *host);
  * "kvd_cluster_hints_pending" or "kvd_cluster_nodes{state=\"up\"}") is series and stores
  * its value; 0, or -1 when the node does not answer or has no such series. */
 int kvd_metric(const struct kvd_proc *p, const char *series, double *out);
+/* The resident set of process pid (VmRSS of /proc/PID/status) in KiB; -1 when unreadable. */
+long kvd_rss_kib(pid_t pid);
 /* Sends sig (0: none, just wait) and waits for the process; returns its exit status
  * (or 128+signal). A paused (SIGSTOP) process is continued after sig so it can act on it. */
 int kvd_stop(struct kvd_proc *p, int sig);

@@ -108,16 +108,8 @@ static void stop_node(void)
 
 static long vm_rss_kib(pid_t pid)
 {
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    ck_assert_ptr_nonnull(f);
-    long kib = -1;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-            break;
-    fclose(f);
-    ck_assert_int_gt(kib, 0);
+    long kib = kvd_rss_kib(pid);
+    ck_assert_msg(kib > 0, "no VmRSS for pid %d", (int)pid);
     return kib;
 }
 
