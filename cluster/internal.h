@@ -37,6 +37,11 @@ void kv_cluster__job_remove(struct kv_cluster__job *j);
 
 /* --- the op table (1) ------------------------------------------------------------------- */
 
+/* ops.c: an empty op table and job list (false: out of memory); and, at kv_cluster_free,
+ * every op answered KV_SHUTDOWN through its vt->shutdown and every pending job dropped. */
+bool kv_cluster__ops_init(struct kv_cluster *c);
+void kv_cluster__ops_free(struct kv_cluster *c);
+
 struct kv_coord_op;
 struct kv_coord_op_vt {
     /* A write_ack/read_reply/scan_reply for this op from node `from`; returns false when
