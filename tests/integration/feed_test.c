@@ -5,6 +5,7 @@
  * (2) feedctl comes from FEEDCTL_BIN (set by ctest); its checks are skipped, saying so,
  *     when it is not set. */
 #include <check.h>
+#include "tests/check_run.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -465,11 +466,6 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *r = srunner_create(suite());
     /* No fork: the fixture must see the kvd PIDs a test started, to stop them on failure. */
-    srunner_set_fork_status(r, CK_NOFORK);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return kv_check_run(suite(), false);
 }

@@ -238,6 +238,23 @@ int kvd_http_get(const struct kvd_proc *p, const char *path, char **body)
     return code;
 }
 
+int kvd_start_lean(struct kvd_proc *p, const char *const *extra)
+{
+    const char *prev = getenv("ASAN_OPTIONS");
+    char *saved = prev ? strdup(prev) : NULL;
+    char opts[512];
+    snprintf(opts, sizeof opts, "%s%squarantine_size_mb=1", prev ? prev : "", prev ? ":" : "");
+    setenv("ASAN_OPTIONS", opts, 1);
+    int rc = kvd_start(p, extra);
+    if (saved) {
+        setenv("ASAN_OPTIONS", saved, 1);
+        free(saved);
+    } else {
+        unsetenv("ASAN_OPTIONS");
+    }
+    return rc;
+}
+
 long kvd_rss_kib(pid_t pid)
 {
     char path[64], line[256];

@@ -26,6 +26,10 @@ struct kvd_proc {
 /* Creates a data dir and starts kvd with extra flags (NULL-terminated, may be NULL); waits
  * until the client port accepts connections. Returns 0 or -1. */
 int kvd_start(struct kvd_proc *p, const char *const *extra);
+/* kvd_start with a 1 MiB ASan quarantine for that kvd only (the caller's ASAN_OPTIONS are
+ * restored after the start): in sanitized builds freed memory is otherwise held back and
+ * reads as RSS growth, which the RSS-bounding tests must not mistake for kvd's. */
+int kvd_start_lean(struct kvd_proc *p, const char *const *extra);
 /* Like kvd_start, listening on host (NULL: 127.0.0.1). */
 int kvd_start_on(struct kvd_proc *p, const char *host, const char *const *extra);
 /* Starts the same node again (same dir, host and ports; p->port may be changed first, see

@@ -14,6 +14,7 @@
  *     others.
  * (3) The test process raises its own RLIMIT_NOFILE to the hard limit for the floods. */
 #include <check.h>
+#include "tests/check_run.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -77,19 +78,7 @@ static void raise_nofile(void)
  * the key it reads. */
 static void start_node(const char *const *extra)
 {
-    const char *prev = getenv("ASAN_OPTIONS");
-    char *saved = prev ? strdup(prev) : NULL;
-    char opts[512];
-    snprintf(opts, sizeof opts, "%s%squarantine_size_mb=1", prev ? prev : "", prev ? ":" : "");
-    setenv("ASAN_OPTIONS", opts, 1);
-    int started = kvd_start(&g_node, extra);
-    if (saved) {
-        setenv("ASAN_OPTIONS", saved, 1);
-        free(saved);
-    } else {
-        unsetenv("ASAN_OPTIONS");
-    }
-    ck_assert_int_eq(started, 0);
+    ck_assert_int_eq(kvd_start_lean(&g_node, extra), 0);
     struct kvc_opts o;
     kvc_opts_default(&o);
     o.addrs = g_node.addr;
@@ -731,11 +720,6 @@ int main(void)
     tcase_add_test(f,
                    test_5000_stalled_half_frames_and_a_20000_connection_burst_leave_the_node_serving);
     suite_add_tcase(s, f);
-    SRunner *r = srunner_create(s);
     /* No fork: the fixture must see the kvd PID the test started, to stop it on failure. */
-    srunner_set_fork_status(r, CK_NOFORK);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return kv_check_run(s, false);
 }

@@ -13,6 +13,7 @@
  *     otherwise held back for reuse detection, which would count as growth without being
  *     kept by kvd (a real leak is still one: it is never freed, and LSan reports it). */
 #include <check.h>
+#include "tests/check_run.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -271,23 +272,11 @@ static const struct { const char *name; void (*send)(void); } CASES[] = {
 
 START_TEST(test_each_bad_input_gets_an_error_and_costs_under_a_mebibyte_over_100_sends)
 {
-    /* (2) A small quarantine for the server (and only for it: unset again after the start). */
-    const char *prev = getenv("ASAN_OPTIONS");
-    char *saved = prev ? strdup(prev) : NULL;
-    char opts[512];
-    snprintf(opts, sizeof opts, "%s%squarantine_size_mb=1", prev ? prev : "", prev ? ":" : "");
-    setenv("ASAN_OPTIONS", opts, 1);
+    /* (2) A small quarantine for the server. */
     char maxv[16];
     snprintf(maxv, sizeof maxv, "%d", MAX_VALUE);
     const char *const extra[] = {"--max-value", maxv, NULL};
-    int started = kvd_start(&g_node, extra);
-    if (saved) {
-        setenv("ASAN_OPTIONS", saved, 1);
-        free(saved);
-    } else {
-        unsetenv("ASAN_OPTIONS");
-    }
-    ck_assert_int_eq(started, 0);
+    ck_assert_int_eq(kvd_start_lean(&g_node, extra), 0);
 
     struct kvc_opts o;
     kvc_opts_default(&o);
@@ -330,11 +319,6 @@ int main(void)
     tcase_set_timeout(t, 300);
     tcase_add_test(t, test_each_bad_input_gets_an_error_and_costs_under_a_mebibyte_over_100_sends);
     suite_add_tcase(s, t);
-    SRunner *r = srunner_create(s);
     /* No fork: the fixture must see the kvd PID the test started, to stop it on failure. */
-    srunner_set_fork_status(r, CK_NOFORK);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return kv_check_run(s, false);
 }

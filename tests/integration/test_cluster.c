@@ -2,6 +2,7 @@
  * every node, a paused replica (TIMEOUT, then UNAVAILABLE, hints replayed), a 5 ms
  * deadline that a paused replica must not act on after it resumes, kill -9 and restart. The fixture and its conventions: cluster_fixture.h. */
 #include <check.h>
+#include "tests/check_run.h"
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -325,11 +326,6 @@ static Suite *suite(void)
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
-    SRunner *r = srunner_create(suite());
     /* No fork: the fixture must see the kvd PIDs a test started, to stop them on failure. */
-    srunner_set_fork_status(r, CK_NOFORK);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return kv_check_run(suite(), false);
 }

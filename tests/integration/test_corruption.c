@@ -9,6 +9,7 @@
  * block and counts it; the coordinators use the other replicas and replace node 3's bad
  * copies, after which node 3's own store answers every key correctly. */
 #include <check.h>
+#include "tests/check_run.h"
 #include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
@@ -174,11 +175,6 @@ static Suite *suite(void)
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
-    SRunner *r = srunner_create(suite());
     /* No fork: the fixture must see the kvd PIDs a test started, to stop them on failure. */
-    srunner_set_fork_status(r, CK_NOFORK);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return kv_check_run(suite(), false);
 }

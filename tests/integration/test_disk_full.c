@@ -13,6 +13,7 @@
  *     taken by someone else): node 3's refusals must reach the coordinator as errors, never
  *     as acks. */
 #include <check.h>
+#include "tests/check_run.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -440,11 +441,7 @@ int main(void)
     tcase_add_test(tc, test_a_full_disk_refuses_writes_keeps_reads_and_resumes_without_restart);
     tcase_add_test(tc, test_a_replica_with_a_full_disk_answers_an_error_never_an_ack);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);      /* (1): failures come back to main */
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int rc = kv_check_run(s, false);             /* (1): failures come back to main */
     teardown_all();
-    return failed == 0 ? 0 : 1;
+    return rc;
 }

@@ -9,6 +9,7 @@
  * to the next address after a failure.
  * (1) Every process is stopped by PID in the fixture, even when an assertion fails. */
 #include <check.h>
+#include "tests/check_run.h"
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,10 +151,5 @@ static Suite *suite(void)
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
-    SRunner *r = srunner_create(suite());
-    srunner_set_fork_status(r, CK_NOFORK);   /* (1) */
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return kv_check_run(suite(), false);   /* (1) */
 }

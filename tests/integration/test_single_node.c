@@ -1,6 +1,7 @@
 /* tests/integration/test_single_node.c -- one real kvd process driven through libkvclient
  * and raw sockets: the operations, the limits, malformed input, restarts and kill -9. */
 #include <check.h>
+#include "tests/check_run.h"
 #include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
@@ -610,11 +611,6 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *r = srunner_create(suite());
     /* No fork: the fixture must see the kvd PID a test started, to stop it on failure. */
-    srunner_set_fork_status(r, CK_NOFORK);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return kv_check_run(suite(), false);
 }

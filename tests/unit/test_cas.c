@@ -3,6 +3,7 @@
  * concurrent proposers, acceptor state across a crash, in-progress proposals finished by
  * the next proposer, and a counter under message loss and duplication. */
 #include <check.h>
+#include "tests/check_run.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -309,9 +310,5 @@ int main(void)
     tcase_add_test(t, test_a_cas_on_the_minority_side_fails_and_a_linearizable_put_goes_through_paxos);
     tcase_add_test(t, test_a_counter_incremented_by_cas_under_loss_and_duplication_counts_every_success);
     suite_add_tcase(s, t);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return kv_check_run(s, true);
 }

@@ -7,6 +7,7 @@
  * at connect); routing over a fake cluster is in test_client_routing.c. */
 #include <arpa/inet.h>
 #include <check.h>
+#include "tests/check_run.h"
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -773,9 +774,5 @@ static Suite *client_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(client_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return kv_check_run(client_suite(), true);
 }

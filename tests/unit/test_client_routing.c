@@ -7,6 +7,7 @@
  * The ring lookup itself (route.c) is tested directly at the end. */
 #include <arpa/inet.h>
 #include <check.h>
+#include "tests/check_run.h"
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -820,9 +821,5 @@ static Suite *routing_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(routing_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return kv_check_run(routing_suite(), true);
 }

@@ -1,5 +1,6 @@
 /* tests/unit/test_common.c -- HLC, versions, address parsing, server settings. */
 #include <check.h>
+#include "tests/check_run.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,9 +114,5 @@ int main(void)
     tcase_add_test(t, test_flags_override_the_config_file_wherever_they_appear);
     tcase_add_test(t, test_bad_settings_are_refused_with_the_setting_named);
     suite_add_tcase(s, t);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return kv_check_run(s, true);
 }

@@ -1,6 +1,7 @@
 /* tests/unit/test_config.c -- kvd's cluster settings: seeds, tokens, levels, the test-only
  * debug gate, and the three sources (defaults, INI file, flags) agreeing. */
 #include <check.h>
+#include "tests/check_run.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -312,9 +313,5 @@ static Suite *config_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(config_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return kv_check_run(config_suite(), true);
 }

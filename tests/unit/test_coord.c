@@ -5,6 +5,7 @@
  * waits until every node sees every other one up, so a run takes simulated seconds and
  * real milliseconds. Replicas are checked directly in their stores (KV_STORE_RAW). */
 #include <check.h>
+#include "tests/check_run.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -621,9 +622,5 @@ int main(void)
     tcase_add_test(t, test_at_one_a_coordinator_cut_off_from_every_replica_stores_a_fallback_copy_and_hints_it);
     tcase_add_test(t, test_a_coordinator_that_is_a_replica_never_falls_back_and_a_full_hint_store_refuses_it);
     suite_add_tcase(s, t);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return kv_check_run(s, true);
 }

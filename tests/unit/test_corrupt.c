@@ -6,6 +6,7 @@
  * level must answer from the other replicas and never with the bad bytes; the coordinator
  * then replaces the bad copy with the newest good record. */
 #include <check.h>
+#include "tests/check_run.h"
 #include <stdlib.h>
 #include <string.h>
 #include "storage/record.h"
@@ -99,9 +100,5 @@ int main(void)
     tcase_add_test(t, test_a_corrupt_replica_is_never_the_answer_and_is_repaired_from_the_others);
     tcase_add_test(t, test_without_a_good_copy_nothing_is_repaired_or_invented);
     suite_add_tcase(su, t);
-    SRunner *sr = srunner_create(su);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0;
+    return kv_check_run(su, true);
 }

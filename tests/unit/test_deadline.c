@@ -5,6 +5,7 @@
  * nothing) or it waited too long on the replica. Hints are off (max_hint_bytes 1) wherever the test
  * asks whether a replica applied a write, so only the dropped message could have done it. */
 #include <check.h>
+#include "tests/check_run.h"
 #include <stdlib.h>
 #include <string.h>
 #include "cluster/cluster.h"
@@ -120,9 +121,5 @@ int main(void)
     tcase_add_test(t, test_wall_clocks_seconds_apart_drop_nothing_because_deadlines_ride_the_hlc);
     tcase_add_test(t, test_late_reads_and_cas_rounds_are_dropped_and_answer_timeout);
     suite_add_tcase(s, t);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return kv_check_run(s, true);
 }

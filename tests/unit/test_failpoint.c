@@ -2,6 +2,7 @@
  * action (common/failpoint.h). The crash runs in a forked child, which must die by
  * SIGKILL at exactly the hit the spec names and not one earlier. */
 #include <check.h>
+#include "tests/check_run.h"
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -184,9 +185,5 @@ int main(void)
     tcase_add_test(t, test_crash_with_a_percentage_fires_at_about_that_rate);
     tcase_add_test(t, test_the_macro_is_compiled_in_exactly_when_the_build_asks);
     suite_add_tcase(s, t);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return kv_check_run(s, true);
 }

@@ -4,6 +4,7 @@
  *
  * Gossip every 20 ms, timeouts of 300 ms; the replay tick is 10 s of simulated time. */
 #include <check.h>
+#include "tests/check_run.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -286,9 +287,5 @@ int main(void)
     tcase_add_test(t, test_a_replica_that_never_acked_a_write_gets_a_hint_at_the_timeout);
     tcase_add_test(t, test_a_hint_with_a_flipped_byte_is_dropped_never_replayed);
     suite_add_tcase(s, t);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return kv_check_run(s, true);
 }

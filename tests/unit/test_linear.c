@@ -6,6 +6,7 @@
  * Every test waits until each node sees every other one up. Replicas are checked in their
  * stores directly. */
 #include <check.h>
+#include "tests/check_run.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -287,9 +288,5 @@ int main(void)
     tcase_add_test(t, test_a_write_whose_second_phase_acks_are_lost_times_out_with_its_acks);
     tcase_add_test(t, test_under_loss_and_duplication_no_read_is_older_than_an_acknowledged_write);
     suite_add_tcase(s, t);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return kv_check_run(s, true);
 }

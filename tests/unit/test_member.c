@@ -1,6 +1,7 @@
 /* tests/unit/test_member.c -- gossip membership and phi accrual (cluster/member.h), one
  * kv_members per simulated node (tests/sim/sim.h, sim_attach: no kv_cluster involved). */
 #include <check.h>
+#include "tests/check_run.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -435,9 +436,5 @@ int main(void)
     tcase_add_test(t, test_sixteen_nodes_on_a_slow_network_converge_and_stay_up);
     tcase_add_test(t, test_a_self_state_without_an_id_is_refused);
     suite_add_tcase(s, t);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return kv_check_run(s, true);
 }

@@ -1,5 +1,6 @@
 /* tests/unit/test_proto.c -- frame codec and message codec: round trips and corruption. */
 #include <check.h>
+#include "tests/check_run.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -265,9 +266,5 @@ int main(void)
     tcase_add_test(t, test_values_compress_only_when_large_and_smaller);
     tcase_add_test(t, test_every_status_maps_to_the_wire_and_back);
     suite_add_tcase(s, t);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return kv_check_run(s, true);
 }

@@ -4,6 +4,7 @@
  * bytes can be corrupt: each must decode to KV_CORRUPTION, never crash or assert. Buffers
  * are exact-size heap copies, so ASan catches any read past the end. */
 #include <check.h>
+#include "tests/check_run.h"
 #include <stdlib.h>
 #include <string.h>
 #include "storage/record.h"
@@ -272,9 +273,5 @@ static Suite *record_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(record_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0;
+    return kv_check_run(record_suite(), true);
 }

@@ -1,5 +1,6 @@
 /* tests/unit/test_ring.c -- the order-preserving token ring (cluster/ring.h). */
 #include <check.h>
+#include "tests/check_run.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -453,9 +454,5 @@ int main(void)
     tcase_add_test(t, test_ten_thousand_user_keys_fall_into_one_range_with_default_tokens);
     tcase_add_test(t, test_a_copy_is_independent_of_its_original);
     suite_add_tcase(s, t);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return kv_check_run(s, true);
 }

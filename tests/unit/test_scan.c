@@ -6,6 +6,7 @@
  * span 15 ranges; with rf 2 (or 5 nodes and rf 3) consecutive ranges have different
  * replica sets and a scan takes many rounds. */
 #include <check.h>
+#include "tests/check_run.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -361,9 +362,5 @@ int main(void)
     tcase_add_test(t, test_a_cursor_taken_before_a_node_fails_continues_correctly_after);
     tcase_add_test(t, test_a_scan_on_a_node_that_has_not_joined_is_unavailable);
     suite_add_tcase(s, t);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return kv_check_run(s, true);
 }

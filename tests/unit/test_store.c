@@ -3,6 +3,7 @@
  * Stores, the fake clock and the shared assertions come from tests/unit/store_fixture.h;
  * replacing corrupt records is tested in test_store_repair.c. */
 #include <check.h>
+#include "tests/check_run.h"
 #include <ftw.h>
 #include <pthread.h>
 #include <rocksdb/c.h>
@@ -995,9 +996,5 @@ static Suite *store_suite(void)
 int main(void)
 {
     kv_log_set_level(KV_LOG_WARN);       /* keep "opened" lines out of the test output */
-    SRunner *sr = srunner_create(store_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0;
+    return kv_check_run(store_suite(), true);
 }

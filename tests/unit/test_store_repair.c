@@ -7,6 +7,7 @@
  * answers KV_CORRUPTION, never data, and a replace_corrupt write heals the key without
  * dropping a newer write that sits above the bad bytes. */
 #include <check.h>
+#include "tests/check_run.h"
 #include <dirent.h>
 #include <rocksdb/c.h>
 #include <stdio.h>
@@ -172,9 +173,5 @@ static Suite *repair_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(repair_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0;
+    return kv_check_run(repair_suite(), true);
 }

@@ -2,6 +2,7 @@
  * small register histories whose answer is known by hand: it must accept what some order
  * explains and reject what none does, or the chaos runs' invariant (d) proves nothing. */
 #include <check.h>
+#include "tests/check_run.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include "tests/sim/wgl.h"
@@ -92,9 +93,5 @@ int main(void)
     tcase_add_test(t, test_cas_outcomes_must_match_the_state_they_were_applied_to);
     tcase_add_test(t, test_a_search_over_its_budget_answers_undecided);
     suite_add_tcase(s, t);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return kv_check_run(s, true);
 }
