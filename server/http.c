@@ -186,7 +186,11 @@ enum kv_status kv_http_start(struct kv_server *s, const char *addr, struct kv_ht
     uint16_t port = ntohs(((struct sockaddr_in *)&sa)->sin_port);
     h->d = MHD_start_daemon(flags, port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
                             (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT, 64u,
-                            MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+                            MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+                            /* SO_REUSEADDR, as libuv sets on the client port: a kvd
+                             * restarted after a crash rebinds while the old /metrics
+                             * connections sit in TIME_WAIT */
+                            MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
     if (!h->d) {
         free(h);
         return kv_err_set(err, KV_IOERR, "cannot listen for HTTP on %s", addr);

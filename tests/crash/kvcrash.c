@@ -50,6 +50,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <kv/client.h>
+#include "tests/free_port.h"
 
 #define MAGIC "KVCRASH1"
 #define HEADER_SIZE 64u
@@ -750,19 +751,21 @@ static int cmd_ports(int argc, char **argv)
     int n = atoi(argv[2]);
     if (n < 1 || n > 64)
         usage();
-    int fds[64];
+    int ports[64];
     for (int i = 0; i < n; i++) {
-        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
-        socklen_t len = sizeof a;
-        if (fds[i] < 0 || bind(fds[i], (struct sockaddr *)&a, sizeof a) != 0 ||
-            getsockname(fds[i], (struct sockaddr *)&a, &len) != 0)
-            die("ports: %s", strerror(errno));
-        printf("%s%u", i ? " " : "", ntohs(a.sin_port));
+        int p;
+        bool dup;
+        do {   /* each probe closes its socket, so a later one may draw the same port */
+            if ((p = kv_test_free_port("127.0.0.1")) < 0)
+                die("ports: no free port below the ephemeral range");
+            dup = false;
+            for (int j = 0; j < i; j++)
+                dup |= ports[j] == p;
+        } while (dup);
+        ports[i] = p;
+        printf("%s%d", i ? " " : "", p);
     }
     printf("\n");
-    for (int i = 0; i < n; i++)
-        close(fds[i]);
     return 0;
 }
 

@@ -1,5 +1,6 @@
 /* tests/integration/harness.c -- fork/exec/kill of kvd processes for integration tests. */
 #include "tests/integration/harness.h"
+#include "tests/free_port.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -19,25 +20,7 @@ static const char *host_of(const struct kvd_proc *p)
     return p->host[0] ? p->host : "127.0.0.1";
 }
 
-static int free_port_on(const char *host)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    if (inet_pton(AF_INET, host, &a.sin_addr) != 1) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    socklen_t len = sizeof a;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    close(fd);
-    return ntohs(a.sin_port);
-}
+static int free_port_on(const char *host) { return kv_test_free_port(host); }
 
 static int connect_to(const char *host, int port)
 {

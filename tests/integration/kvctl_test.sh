@@ -30,37 +30,37 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# A port nothing listens on right now (bash's /dev/tcp fails to connect).
-free_port() {
-    local p
-    while :; do
-        p=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return
-        fi
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+. "$ROOT/scripts/lib/procs.sh"   # free_port: below the ephemeral range, so no client takes it
+
+# start_kvd: kvd on fresh free ports; 0 once a get answers (0: found, 1: not found; 3 means
+# not listening yet), 1 if it exited or never answered.
+start_kvd() {
+    PORT=$(free_port)
+    HTTP=$(free_port)
+    while [[ "$HTTP" == "$PORT" ]]; do HTTP=$(free_port); done
+    "$KVD" --listen "127.0.0.1:$PORT" --http "127.0.0.1:$HTTP" --data-dir "$TMP/data" \
+        --sync none >"$TMP/kvd.log" 2>&1 &
+    KVD_PID=$!
+    export KVD_NODES="127.0.0.1:$PORT"
+    for _ in $(seq 1 100); do
+        "$KVCTL" --timeout 500 get probe >/dev/null 2>&1
+        rc=$?
+        if [[ $rc -eq 0 || $rc -eq 1 ]]; then return 0; fi
+        if ! kill -0 "$KVD_PID" 2>/dev/null; then break; fi
+        sleep 0.1
     done
+    stop_pid "$KVD_PID"
+    KVD_PID=
+    return 1
 }
 
-PORT=$(free_port)
-HTTP=$(free_port)
-while [[ "$HTTP" == "$PORT" ]]; do HTTP=$(free_port); done
-DEAD=$(free_port)
-while [[ "$DEAD" == "$PORT" || "$DEAD" == "$HTTP" ]]; do DEAD=$(free_port); done
-
-"$KVD" --listen "127.0.0.1:$PORT" --http "127.0.0.1:$HTTP" --data-dir "$TMP/data" \
-    --sync none >"$TMP/kvd.log" 2>&1 &
-KVD_PID=$!
-export KVD_NODES="127.0.0.1:$PORT"
-
-# Ready when a get answers (0: found, 1: not found); 3 means not listening yet.
+# A parallel test can bind a port between free_port's probe and kvd's bind: then kvd
+# exits with "cannot listen", and another pair of ports is tried.
 ready=0
-for _ in $(seq 1 100); do
-    "$KVCTL" --timeout 500 get probe >/dev/null 2>&1
-    rc=$?
-    if [[ $rc -eq 0 || $rc -eq 1 ]]; then ready=1; break; fi
-    if ! kill -0 "$KVD_PID" 2>/dev/null; then break; fi
-    sleep 0.1
+for _ in 1 2 3; do
+    if start_kvd; then ready=1; break; fi
+    grep -q "cannot listen" "$TMP/kvd.log" || break
 done
 if [[ $ready -ne 1 ]]; then
     echo "kvd did not start on port $PORT; its log:" >&2
@@ -68,6 +68,8 @@ if [[ $ready -ne 1 ]]; then
     echo "0 passed, 1 failed"
     exit 1
 fi
+DEAD=$(free_port)
+while [[ "$DEAD" == "$PORT" || "$DEAD" == "$HTTP" ]]; do DEAD=$(free_port); done
 
 PASS=0
 FAIL=0
