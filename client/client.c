@@ -584,6 +584,30 @@ int kvc_poll(struct kvc_client *c, int timeout_ms, struct kvc_err *err)
     return completed;
 }
 
+int kvc_handle_events(struct kvc_client *c, const struct pollfd *fds, size_t nfds,
+                      struct kvc_err *err)
+{
+    struct kvc_err local;
+    if (!err)
+        err = &local;
+    uint64_t now = kv_clock_mono_ns();
+    int hard = progress(c, now, err);
+    for (size_t k = 0; k < nfds; k++) {
+        if (!(fds[k].revents & (POLLIN | POLLERR | POLLHUP)))
+            continue;
+        /* The set may have changed since kvc_fds (progress can close and reopen): find the
+         * node by descriptor, and read only a connection that is open now. */
+        for (size_t i = 0; i < c->nnodes; i++)
+            if (c->nodes[i]->conn.fd == fds[k].fd && c->nodes[i]->conn.state == KVC__OPEN) {
+                read_answers(c, i, now);
+                break;
+            }
+    }
+    expire(c, now);
+    int completed = run_done(c);
+    return hard != KVC_OK ? hard : completed;
+}
+
 size_t kvc_pending(const struct kvc_client *c) { return c->pending; }
 
 size_t kvc_fds(const struct kvc_client *c, struct pollfd *fds, size_t max)

@@ -230,6 +230,13 @@ static void *thread_main(void *arg)
     /* A token-aware client may hold a socket per node: poll them all. */
     size_t cap = (size_t)n * 8, used;
     struct pollfd *pf = calloc(cap, sizeof *pf);
+    size_t *pf_first = calloc(n + 1, sizeof *pf_first);   /* client i's fds start here */
+    if (!pf || !pf_first) {
+        free(pf);
+        free(pf_first);
+        t->failed = 1;
+        return NULL;
+    }
     /* Closed loop: fill every slot once; completions refill them (on_done). */
     if (!t->interval_ns) {
         while (t->n_free && !(t->loading && t->load_next >= t->load_end) &&
@@ -251,6 +258,7 @@ static void *thread_main(void *arg)
                 submit(t, t->free_slots[--t->n_free], now_ns());
         used = 0;
         for (unsigned i = 0; i < n; i++) {
+            pf_first[i] = used;
             size_t want = kvc_fds(t->cls[i], pf + used, cap - used);
             if (want > cap - used) {
                 cap = (used + want) * 2;
@@ -259,6 +267,7 @@ static void *thread_main(void *arg)
             }
             used += want;
         }
+        pf_first[n] = used;
         int wait_ms = 100;
         if (t->interval_ns && t->next_ns > now)
             wait_ms = (int)((t->next_ns - now) / 1000000u);
@@ -266,7 +275,9 @@ static void *thread_main(void *arg)
             break;
         for (unsigned i = 0; i < n; i++) {
             struct kvc_err err;
-            if (kvc_pending(t->cls[i]) && kvc_poll(t->cls[i], 0, &err) < 0) {
+            size_t first = pf_first[i];
+            if (kvc_pending(t->cls[i]) &&
+                kvc_handle_events(t->cls[i], pf + first, pf_first[i + 1] - first, &err) < 0) {
                 fprintf(stderr, "kvbench: connection %u: %s\n", i, err.msg);
                 t->failed = 1;
             }
@@ -275,6 +286,7 @@ static void *thread_main(void *arg)
             break;
     }
     free(pf);
+    free(pf_first);
     return NULL;
 }
 

@@ -220,8 +220,17 @@ size_t kvc_pending(const struct kvc_client *c);
 /* For an event loop. A token-aware client may hold several sockets: kvc_fds fills up to
  * max pollfds (fd and events: POLLIN, plus POLLOUT while that socket has requests to send
  * or is connecting) and returns how many sockets there are (which may exceed max); wait
- * on them, then call kvc_poll(c, 0, ...). The set changes after any call. */
+ * on them, then call kvc_handle_events (or kvc_poll(c, 0, ...), which polls again).
+ * The set changes after any call. */
 size_t kvc_fds(const struct kvc_client *c, struct pollfd *fds, size_t max);
+/* After the caller's own poll/epoll over the sockets kvc_fds gave: fds[0..nfds) with
+ * revents filled in (entries for other clients' sockets are ignored). Reads the sockets
+ * that are ready, sends what is queued, expires ops whose deadline passed and runs their
+ * callbacks, without another system call to wait: what kvc_poll(c, 0, ...) does, minus
+ * its poll(2) per client, which dominates a loop driving many clients. Returns the number
+ * of ops completed, or KVC_CONN as kvc_poll does. */
+int kvc_handle_events(struct kvc_client *c, const struct pollfd *fds, size_t nfds,
+                      struct kvc_err *err);
 /* The socket of the most recently used connection (-1 when it is closed): enough for a
  * client with one connection (plain mode), not for a token-aware one (use kvc_fds). */
 int kvc_fd(const struct kvc_client *c);
