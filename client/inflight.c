@@ -4,7 +4,13 @@
  * whose chains run through op->next_ (the op is in no other list while it waits).
  * (1) An id is in the table at most once; kvc__table_take removes it, so a second answer
  *     for the same id, or a late answer for a timed-out op, finds nothing and is ignored.
- * (2) The table never owns ops; it only points at the caller's structs. */
+ * (2) The table never owns ops; it only points at the caller's structs.
+ * (3) t->earliest is a lower bound on the deadlines in the table, kept in O(1): an add
+ *     lowers it, a take leaves it (removing an op can only raise the true minimum), and
+ *     a drain, which visits every op anyway, sets it to the exact minimum of the ops it
+ *     keeps. The client drains a table only once its bound has passed (client.c expire),
+ *     so with one timeout per client the bound is recomputed about once per timeout, not
+ *     once per answer: scanning every bucket per answer cost more than the answer. */
 #include <stdlib.h>
 #include "client/internal.h"
 
@@ -19,6 +25,7 @@ void kvc__table_init(struct kvc__table *t)
     t->buckets = NULL;
     t->nbuckets = 0;
     t->count = 0;
+    t->earliest = UINT64_MAX;
 }
 
 void kvc__table_destroy(struct kvc__table *t)
@@ -59,6 +66,8 @@ int kvc__table_add(struct kvc__table *t, struct kvc_op *op)
     op->next_ = t->buckets[j];
     t->buckets[j] = op;
     t->count++;
+    if (op->deadline_ns_ < t->earliest)
+        t->earliest = op->deadline_ns_;
     return 0;
 }
 
@@ -71,7 +80,8 @@ struct kvc_op *kvc__table_take(struct kvc__table *t, uint64_t id)
         if (op->id_ == id) {
             *pp = op->next_;
             op->next_ = NULL;
-            t->count--;
+            if (!--t->count)
+                t->earliest = UINT64_MAX;
             return op;
         }
     }
@@ -82,11 +92,14 @@ size_t kvc__table_drain(struct kvc__table *t, bool (*pred)(const struct kvc_op *
                         void *arg, struct kvc_op **head, struct kvc_op **tail)
 {
     size_t moved = 0;
+    uint64_t kept_min = UINT64_MAX;
     for (size_t i = 0; i < t->nbuckets && t->count; i++) {
         struct kvc_op **pp = &t->buckets[i];
         while (*pp) {
             struct kvc_op *op = *pp;
             if (pred && !pred(op, arg)) {
+                if (op->deadline_ns_ < kept_min)
+                    kept_min = op->deadline_ns_;
                 pp = &op->next_;
                 continue;
             }
@@ -101,15 +114,8 @@ size_t kvc__table_drain(struct kvc__table *t, bool (*pred)(const struct kvc_op *
             moved++;
         }
     }
+    t->earliest = kept_min;   /* every op left was visited: exact (3) */
     return moved;
 }
 
-uint64_t kvc__table_earliest(const struct kvc__table *t)
-{
-    uint64_t min = UINT64_MAX;
-    for (size_t i = 0; i < t->nbuckets && t->count; i++)
-        for (const struct kvc_op *op = t->buckets[i]; op; op = op->next_)
-            if (op->deadline_ns_ < min)
-                min = op->deadline_ns_;
-    return min;
-}
+uint64_t kvc__table_earliest(const struct kvc__table *t) { return t->earliest; }

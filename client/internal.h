@@ -28,6 +28,7 @@
 #include "kv/client.h"
 #include "common/buf.h"
 #include "common/status.h"
+#include "proto/arena.h"
 #include "proto/kv.pb-c.h"
 
 /* Fills err (may be NULL) and returns code; the client-side twin of kv_err_set. */
@@ -40,6 +41,8 @@ struct kvc__table {
     struct kvc_op **buckets;   /* power-of-two count; chains through op->next_ */
     size_t nbuckets;
     size_t count;
+    uint64_t earliest;         /* <= every deadline_ns_ in the table; UINT64_MAX when
+                                  empty. Exact after a drain (inflight.c (3)). */
 };
 void kvc__table_init(struct kvc__table *t);
 void kvc__table_destroy(struct kvc__table *t);   /* frees the buckets, not the ops */
@@ -51,7 +54,10 @@ struct kvc_op *kvc__table_take(struct kvc__table *t, uint64_t id);
  * *head..*tail (appending, FIFO), and returns how many moved. */
 size_t kvc__table_drain(struct kvc__table *t, bool (*pred)(const struct kvc_op *, void *),
                         void *arg, struct kvc_op **head, struct kvc_op **tail);
-/* The earliest deadline_ns_ of the ops in the table, or UINT64_MAX when empty. */
+/* No later than the earliest deadline_ns_ of the ops in the table (UINT64_MAX when
+ * empty), in O(1): it may be earlier than any op still there, when that op has been
+ * answered since; a drain makes it exact again. So "earliest > now" proves that no
+ * deadline has passed, and "earliest <= now" calls for a drain that checks. */
 uint64_t kvc__table_earliest(const struct kvc__table *t);
 
 /* --- conn.c: one socket ------------------------------------------------------------------ */
@@ -70,6 +76,8 @@ struct kvc__conn {
     struct kv_vec in;             /* bytes received; in.ptr[in_off..len) not yet decoded */
     size_t in_off;
     uint32_t max_frame;
+    uint64_t epoch;               /* bumped at every socket this conn opens or closes
+                                     (kvc_fds_epoch) */
     char peer[96];                /* "host:port" for messages */
 };
 
@@ -191,6 +199,7 @@ struct kvc_client {
     uint64_t next_id;
     struct kvc_opts opts;         /* opts.addrs is not kept */
     struct kv_vec scratch;        /* LZ4 output, reused */
+    struct kv_pb_arena arena;     /* each response is unpacked here (client.c) */
     struct pollfd *pfds;          /* kvc_poll's poll set, reused */
     size_t *pfd_node;
     size_t pfd_cap;
