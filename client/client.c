@@ -357,6 +357,20 @@ static void read_answers(struct kvc_client *c, size_t i, uint64_t now)
     }
 }
 
+/* Sends what node i has queued, if it is open; false when that broke the connection
+ * (its ops have completed, conn_broke). */
+static bool flush_node(struct kvc_client *c, size_t i, uint64_t now)
+{
+    struct kvc__node *n = c->nodes[i];
+    if (n->conn.state != KVC__OPEN || !n->conn.out.len)
+        return true;
+    struct kvc_err e;
+    if (kvc__conn_flush(&n->conn, &e) == KVC_OK)
+        return true;
+    conn_broke(c, i, KVC_CONN, e.msg, now);
+    return false;
+}
+
 /* Non-blocking progress on every node: finish connects (rerouting what a failed one
  * held), send what is queued, start a ring refresh when due. KVC_CONN when some of the
  * caller's ops found no node (they have completed), else KVC_OK. */
@@ -373,11 +387,7 @@ static int progress(struct kvc_client *c, uint64_t now, struct kvc_err *err)
             else if (r == KVC_CONN && reroute(c, i, now, err))
                 hard = KVC_CONN;
         }
-        if (n->conn.state == KVC__OPEN && n->conn.out.len) {
-            struct kvc_err e = {0};
-            if (kvc__conn_flush(&n->conn, &e) != KVC_OK)
-                conn_broke(c, i, KVC_CONN, e.msg, now);
-        }
+        flush_node(c, i, now);
     }
     return hard;
 }
@@ -605,6 +615,14 @@ int kvc_handle_events(struct kvc_client *c, const struct pollfd *fds, size_t nfd
     }
     expire(c, now);
     int completed = run_done(c);
+    /* Send what the callbacks queued now rather than at the next call: otherwise the
+     * caller's next wait returns at once for POLLOUT, a whole extra round through its loop
+     * (and, with epoll, two epoll_ctl) per request before the request leaves. */
+    bool broke = false;
+    for (size_t i = 0; i < c->nnodes; i++)
+        broke |= !flush_node(c, i, now);
+    if (broke)
+        completed += run_done(c);
     return hard != KVC_OK ? hard : completed;
 }
 
@@ -622,6 +640,16 @@ size_t kvc_fds(const struct kvc_client *c, struct pollfd *fds, size_t max)
         n++;
     }
     return n;
+}
+
+uint64_t kvc_fds_epoch(const struct kvc_client *c)
+{
+    /* A sum of per-connection counters that only grow, over nodes that are never
+     * removed (internal.h (4)): it changes exactly when some socket opened or closed. */
+    uint64_t e = 0;
+    for (size_t i = 0; i < c->nnodes; i++)
+        e += c->nodes[i]->conn.epoch;
+    return e;
 }
 
 int kvc_fd(const struct kvc_client *c)

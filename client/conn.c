@@ -9,7 +9,10 @@
  * (3) A frame's length is checked against max_frame from its 8 header bytes, before the
  *     in-buffer grows for it (kv_frame_decode), so a hostile length cannot exhaust memory.
  * (4) TCP_NODELAY is set: requests are small and latency-bound; batching happens in the
- *     out-buffer, not in Nagle's algorithm. */
+ *     out-buffer, not in Nagle's algorithm.
+ * (5) cn->epoch grows by one at every socket opened and every socket closed, so a caller
+ *     that registered the descriptor with epoll can tell a closed socket whose number came
+ *     back for a new one (the kernel dropped the registration) from the same socket. */
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -33,11 +36,19 @@ void kvc__conn_init(struct kvc__conn *cn, uint32_t max_frame)
     cn->max_frame = max_frame;
 }
 
+/* Closes the socket, if any; (5). */
+static void close_fd(struct kvc__conn *cn)
+{
+    if (cn->fd < 0)
+        return;
+    close(cn->fd);
+    cn->fd = -1;
+    cn->epoch++;
+}
+
 void kvc__conn_reset(struct kvc__conn *cn)
 {
-    if (cn->fd >= 0)
-        close(cn->fd);
-    cn->fd = -1;
+    close_fd(cn);
     cn->state = KVC__CLOSED;
     cn->out.len = 0;
     cn->in.len = 0;
@@ -82,9 +93,7 @@ static int split_addr(const char *addr, char *host, size_t hostsz, char *port, s
 int kvc__conn_start(struct kvc__conn *cn, const char *addr, uint32_t timeout_ms,
                     struct kvc_err *err)
 {
-    if (cn->fd >= 0)
-        close(cn->fd);
-    cn->fd = -1;
+    close_fd(cn);
     cn->state = KVC__CLOSED;
     cn->in.len = 0;
     cn->in_off = 0;
@@ -125,6 +134,7 @@ int kvc__conn_start(struct kvc__conn *cn, const char *addr, uint32_t timeout_ms,
         return kvc__err(err, KVC_CONN, "connect to %s: %s", addr, strerror(e));
     }
     cn->fd = fd;
+    cn->epoch++;
     cn->state = rc == 0 ? KVC__OPEN : KVC__CONNECTING;
     cn->connect_deadline_ns = kv_clock_mono_ns() + (uint64_t)timeout_ms * 1000000u;
     return KVC_OK;
@@ -148,8 +158,7 @@ int kvc__conn_check_connect(struct kvc__conn *cn, uint64_t now_ns, struct kvc_er
     if (soerr != 0) {
         /* The out-buffer survives: nothing in it reached this peer, so it may go to the
          * next address unchanged. */
-        close(cn->fd);
-        cn->fd = -1;
+        close_fd(cn);
         cn->state = KVC__CLOSED;
         return kvc__err(err, KVC_CONN, "connect to %s: %s", cn->peer, strerror(soerr));
     }

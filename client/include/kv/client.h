@@ -227,10 +227,20 @@ size_t kvc_fds(const struct kvc_client *c, struct pollfd *fds, size_t max);
  * revents filled in (entries for other clients' sockets are ignored). Reads the sockets
  * that are ready, sends what is queued, expires ops whose deadline passed and runs their
  * callbacks, without another system call to wait: what kvc_poll(c, 0, ...) does, minus
- * its poll(2) per client, which dominates a loop driving many clients. Returns the number
- * of ops completed, or KVC_CONN as kvc_poll does. */
+ * its poll(2) per client, which dominates a loop driving many clients. What the callbacks
+ * submitted is sent before it returns, so it needs no POLLOUT round of its own. With
+ * nfds 0 (fds may be NULL) it reads nothing: call it so on a client that had no events
+ * when its ops' deadlines may have passed, or to send what kvc_submit queued. Returns
+ * the number of ops completed, or KVC_CONN as kvc_poll does. */
 int kvc_handle_events(struct kvc_client *c, const struct pollfd *fds, size_t nfds,
                       struct kvc_err *err);
+/* Changes whenever one of the client's sockets is opened or closed. A caller that keeps
+ * the kvc_fds sockets registered with epoll needs it: closing a socket drops it from the
+ * epoll set, and the next socket may get the same number back, so an unchanged fd and
+ * events in kvc_fds do not prove the registration is still there. When the value differs
+ * from the one seen at the last registration, register every fd of kvc_fds again
+ * (EPOLL_CTL_ADD, or EPOLL_CTL_MOD on EEXIST); one that is gone needs no EPOLL_CTL_DEL. */
+uint64_t kvc_fds_epoch(const struct kvc_client *c);
 /* The socket of the most recently used connection (-1 when it is closed): enough for a
  * client with one connection (plain mode), not for a token-aware one (use kvc_fds). */
 int kvc_fd(const struct kvc_client *c);
