@@ -36,6 +36,8 @@ static const struct opt g_opts[] = {
     O("tombstone_grace_s", T_U64, tombstone_grace_s,
       "tombstones/expired records are purged after this long (864000 = 10 days)"),
     O("block_cache_mb", T_U32, block_cache_mb, "RocksDB block cache (64)"),
+    O("record_cache_mb", T_U32, record_cache_mb,
+      "records recently read, kept in memory in front of RocksDB point reads; 0 off (64)"),
     O("write_buffer_mb", T_U32, write_buffer_mb,
       "RocksDB memtable per column family; after a full disk, writes resume once this "
       "much is free (64)"),
@@ -125,6 +127,7 @@ void kv_config_default(struct kv_config *c)
     c->default_timeout_ms = 5000;
     c->tombstone_grace_s = 10 * 24 * 3600;
     c->block_cache_mb = 64;
+    c->record_cache_mb = 64;
     c->write_buffer_mb = 64;
     c->max_output_mb = 64;
     c->storage_thread_nice = 10;

@@ -33,6 +33,7 @@ struct kv_config {
     uint32_t default_timeout_ms;
     uint64_t tombstone_grace_s;
     uint32_t block_cache_mb;
+    uint32_t record_cache_mb;     /* storage/rcache.h; 0 off */
     uint32_t write_buffer_mb;     /* RocksDB memtable per column family (store.h (5)) */
     uint32_t storage_thread_nice; /* storage threads' nice above the loop's (0..19) */
     uint32_t max_output_mb;       /* per connection: stop reading while more is unsent */

@@ -109,6 +109,27 @@ static void render_store_health(struct kv_server *s, struct kv_vec *out)
                      (unsigned long long)h.corrupt_reads);
     if (n > 0 && (size_t)n < sizeof text)
         kv_vec_append(out, text, (size_t)n);
+    struct kv_store_cache_stats c;
+    kv_store_cache_stats(s->store, &c);
+    n = snprintf(text, sizeof text,
+                 "# HELP kvd_store_record_cache_lookups_total Point reads that asked the "
+                 "record cache (record_cache_mb), by result.\n"
+                 "# TYPE kvd_store_record_cache_lookups_total counter\n"
+                 "kvd_store_record_cache_lookups_total{result=\"hit\"} %llu\n"
+                 "kvd_store_record_cache_lookups_total{result=\"miss\"} %llu\n"
+                 "# HELP kvd_store_record_cache_evictions_total Records evicted to make room.\n"
+                 "# TYPE kvd_store_record_cache_evictions_total counter\n"
+                 "kvd_store_record_cache_evictions_total %llu\n"
+                 "# HELP kvd_store_record_cache_bytes Bytes held, entries' overhead included, "
+                 "and the capacity.\n"
+                 "# TYPE kvd_store_record_cache_bytes gauge\n"
+                 "kvd_store_record_cache_bytes{of=\"used\"} %llu\n"
+                 "kvd_store_record_cache_bytes{of=\"capacity\"} %llu\n",
+                 (unsigned long long)c.hits, (unsigned long long)c.misses,
+                 (unsigned long long)c.evictions, (unsigned long long)c.bytes,
+                 (unsigned long long)c.capacity);
+    if (n > 0 && (size_t)n < sizeof text)
+        kv_vec_append(out, text, (size_t)n);
 }
 
 static enum MHD_Result respond(struct MHD_Connection *conn, unsigned code, const char *type,

@@ -415,6 +415,7 @@ enum kv_status kv_server_init(struct kv_server *s, const struct kv_config *cfg,
     so.batch_delay_us = cfg->batch_delay_us;
     so.grace_ms = cfg->tombstone_grace_s * 1000;
     so.block_cache_bytes = (size_t)cfg->block_cache_mb << 20;
+    so.record_cache_bytes = (size_t)cfg->record_cache_mb << 20;
     so.write_buffer_bytes = (size_t)cfg->write_buffer_mb << 20;
     st = kv_store_open(&so, &s->store, err);
     if (st != KV_OK)

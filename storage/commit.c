@@ -179,9 +179,23 @@ static void add_replace(struct kv_store *st, rocksdb_writebatch_t *wb,
     kv_buf_free(&survivor);   /* the batch copied the bytes */
 }
 
+/* The record cache's brackets around a segment's write (rcache.h (1)). */
+static void cache_bracket(struct kv_store *st, struct kv_commit_req *group, bool begin)
+{
+    for (struct kv_commit_req *r = group; r && st->rcache; r = r->next)
+        for (size_t i = 0; i < r->n; i++) {
+            struct kv_slice key = kv_slice_of(r->items[i].key, r->items[i].key_len);
+            if (begin)
+                kv_rcache_write_begin(st->rcache, key);
+            else
+                kv_rcache_write_end(st->rcache, key);
+        }
+}
+
 static void commit_segment(struct kv_store *st, rocksdb_writebatch_t *wb,
                            struct kv_commit_req *group)
 {
+    cache_bracket(st, group, true);
     rocksdb_writebatch_clear(wb);
     for (struct kv_commit_req *r = group; r; r = r->next)
         for (size_t i = 0; i < r->n; i++) {
@@ -200,6 +214,7 @@ static void commit_segment(struct kv_store *st, rocksdb_writebatch_t *wb,
     if (!e)
         rocksdb_write(st->db, st->sync == KV_SYNC_NONE ? st->wo_nosync : st->wo_sync, wb, &e);
     KV_FAILPOINT("commit.after_wal");      /* crash loop: written, nobody told yet */
+    cache_bracket(st, group, false);       /* before any callback: an acked write reads */
     struct kv_err err = {KV_OK, ""};
     enum kv_status s = e ? kv_store__rocks_err(&e, &err, "write") : KV_OK;
     kv_store__note_write(st, s, &err);      /* write health, logged once: store.c (5) */

@@ -44,6 +44,7 @@ static const char *const cf_names[KV_CF_COUNT] = {"default", "hints", "paxos", "
 #define DEFAULT_GRACE_MS (10ull * 24 * 3600 * 1000)
 #define MAX_SUCCESSIVE_MERGES 4
 #define DEFAULT_BLOCK_CACHE (64u << 20)
+#define DEFAULT_RECORD_CACHE (64u << 20)
 #define READ_FLAGS_KNOWN (KV_STORE_RAW | KV_STORE_CACHE_ONLY)
 #define ROCKSDB_BLOCK_CACHE_TIER 1       /* ReadTier::kBlockCacheTier */
 #define ROCKSDB_BOTTOMMOST_FORCE 2       /* BottommostLevelCompaction::kForce */
@@ -56,6 +57,7 @@ void kv_store_opts_default(struct kv_store_opts *o)
     o->batch_delay_us = DEFAULT_BATCH_DELAY_US;
     o->grace_ms = DEFAULT_GRACE_MS;
     o->block_cache_bytes = DEFAULT_BLOCK_CACHE;
+    o->record_cache_bytes = DEFAULT_RECORD_CACHE;
     o->now_ms = NULL;
 }
 
@@ -182,6 +184,14 @@ void kv_store_health(struct kv_store *st, struct kv_store_health *out)
     out->corrupt_reads = atomic_load(&st->corrupt_reads);
 }
 
+void kv_store_cache_stats(struct kv_store *st, struct kv_store_cache_stats *out)
+{
+    struct kv_rcache_stats r;
+    kv_rcache_stats(st->rcache, &r);
+    *out = (struct kv_store_cache_stats){r.hits,  r.misses,  r.inserts, r.evictions,
+                                         r.bytes, r.entries, r.capacity};
+}
+
 /* The watcher: idle until writes are refused, then one probe a second until they are not. */
 static void *watch_main(void *arg)
 {
@@ -290,6 +300,7 @@ static void store_free(struct kv_store *st)
         rocksdb_writeoptions_destroy(st->wo_nosync);
     pthread_cond_destroy(&st->hwake);
     pthread_mutex_destroy(&st->hmu);
+    kv_rcache_free(st->rcache);
     free(st->path);
     free(st);
 }
@@ -311,6 +322,12 @@ enum kv_status kv_store_open(const struct kv_store_opts *opts, struct kv_store *
     st->grace_ms = opts->grace_ms;
     st->now_ms = opts->now_ms ? opts->now_ms : kv_clock_now_ms;
     st->path = strdup(opts->path);
+    enum kv_status cs = kv_rcache_new(opts->record_cache_bytes, &st->rcache, err);
+    if (cs != KV_OK) {
+        free(st->path);
+        free(st);
+        return cs;
+    }
     st->reserve_bytes = 2 * (uint64_t)(opts->write_buffer_bytes ? opts->write_buffer_bytes
                                                                 : ROCKSDB_WRITE_BUFFER);
     pthread_condattr_t ca;
@@ -398,7 +415,16 @@ enum kv_status kv_store_get(struct kv_store *st, struct kv_slice key, unsigned f
     const rocksdb_readoptions_t *ro = (flags & KV_STORE_CACHE_ONLY) ? st->ro_cache : st->ro;
     size_t len = 0;
     char *e = NULL;
-    char *v = rocksdb_get_cf(st->db, ro, st->cf[KV_CF_DATA], key.ptr, key.len, &len, &e);
+    uint64_t ticket = 0;
+    struct kv_buf hit = {0};
+    char *v;
+    bool cached = kv_rcache_lookup(st->rcache, key, &hit, &ticket);
+    if (cached) {   /* as true as a RocksDB read now: rcache.h; malloc'd like RocksDB's */
+        v = hit.ptr;
+        len = hit.len;
+    } else {
+        v = rocksdb_get_cf(st->db, ro, st->cf[KV_CF_DATA], key.ptr, key.len, &len, &e);
+    }
     if (e) {
         enum kv_status s = kv_store__rocks_err(&e, err, "get");   /* incomplete: KV_AGAIN */
         if (s == KV_CORRUPTION)
@@ -414,6 +440,8 @@ enum kv_status kv_store_get(struct kv_store *st, struct kv_slice key, unsigned f
         free(v);
         return s;
     }
+    if (!cached)   /* only what decoded: a corrupt record is never kept */
+        kv_rcache_insert(st->rcache, key, kv_slice_of(v, len), ticket);
     if (!(flags & KV_STORE_RAW) && !kv_record_live(&rec, st->now_ms())) {
         free(v);
         return KV_NOT_FOUND;
@@ -539,6 +567,10 @@ enum kv_status kv_store_compact(struct kv_store *st, struct kv_err *err)
     for (int pass = 0; pass < 2; pass++)
         rocksdb_compact_range_cf_opt(st->db, st->cf[KV_CF_DATA], co, NULL, 0, NULL, 0);
     rocksdb_compactoptions_destroy(co);
+    /* A cached tombstone or expired record outlives a background purge as if that
+     * compaction had not run yet (harmless: purging is only ever "eventually"); one asked
+     * for is to be seen at once, by raw reads too. */
+    kv_rcache_clear(st->rcache);
     return KV_OK;
 }
 

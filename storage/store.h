@@ -46,6 +46,8 @@ struct kv_store_opts {
                                            to share its fsync; default 1000 */
     uint64_t grace_ms;                  /* purge grace for tombstones/expired; default 10 days */
     size_t block_cache_bytes;           /* default 64 MiB */
+    size_t record_cache_bytes;          /* records recently read, in front of RocksDB
+                                           (storage/rcache.h); default 64 MiB, 0 off */
     size_t write_buffer_bytes;          /* memtable size per column family; 0 = RocksDB's
                                            64 MiB. After a full disk, writes resume only
                                            once this much space is free again (5) */
@@ -83,6 +85,12 @@ struct kv_store_health {
     uint64_t corrupt_reads;             /* reads that found a record or block failing its
                                            checksum (answered KV_CORRUPTION), ever */
 };
+
+/* The record cache's counters (storage/rcache.h), for /metrics: zero when it is off. */
+struct kv_store_cache_stats {
+    uint64_t hits, misses, inserts, evictions, bytes, entries, capacity;
+};
+void kv_store_cache_stats(struct kv_store *st, struct kv_store_cache_stats *out);
 
 /* Fills *out; never touches the disk (safe on an event loop or the HTTP thread). */
 void kv_store_health(struct kv_store *st, struct kv_store_health *out);

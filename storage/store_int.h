@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "common/status.h"
+#include "storage/rcache.h"
 #include "storage/store.h"
 
 struct kv_commit_req;                    /* storage/commit.c */
@@ -25,6 +26,9 @@ struct kv_store {
     rocksdb_writeoptions_t *wo_sync;
     rocksdb_writeoptions_t *wo_nosync;
     rocksdb_env_t *env;                  /* opts.in_memory: the mem env, freed after close */
+    struct kv_rcache *rcache;            /* owned; NULL when off. Every write of the data
+                                            column family goes through commit.c, which
+                                            brackets it per rcache.h (1) */
     enum kv_sync sync;
     uint32_t batch_delay_us;
     uint64_t grace_ms;

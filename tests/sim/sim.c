@@ -263,6 +263,7 @@ struct sim *sim_new(uint64_t seed, int n)
         so.path = nd->dir;
         so.sync = KV_SYNC_NONE;
         so.block_cache_bytes = 1 << 20;
+        so.record_cache_bytes = 64 << 10;   /* small: evictions happen too */
         so.in_memory = stores_in_memory;
         if (stores_in_memory)           /* small memtables: a sim node stores little */
             so.write_buffer_bytes = 1 << 20;

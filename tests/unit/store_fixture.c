@@ -156,4 +156,5 @@ void plant_corrupt(struct kv_store *st, const char *key, const struct kv_record 
     rocksdb_writeoptions_destroy(wo);
     ck_assert_ptr_null(e);
     free(p);
+    kv_rcache_clear(st->rcache);   /* a write behind the commit thread: rcache.h (3) */
 }
