@@ -30,7 +30,7 @@
 #include <string.h>
 #include "client/internal.h"
 #include "common/clock.h"
-#include "proto/codec.h"
+#include "proto/arena.h"
 
 void kvc_opts_default(struct kvc_opts *o)
 {
@@ -334,11 +334,19 @@ static void read_answers(struct kvc_client *c, size_t i, uint64_t now)
                 conn_broke(c, i, r, e.msg, now);
                 return;
             }
-            Kv__Response *resp = NULL;
-            struct kv_err ke;
-            if (kv_codec_decode_resp(payload, &resp, &ke) != KV_OK) {
-                kvc__err(&e, KVC_PROTO, "bad response from %s: %s", n->conn.peer, ke.msg);
-                conn_broke(c, i, KVC_PROTO, e.msg, now);
+            /* Decoded into the client's arena, not with malloc per field: the response
+             * lives only until its op is filled (ops.c copies what it keeps). */
+            kv_pb_arena_begin(&c->arena, kv_pb_arena_budget_for(payload.len));
+            Kv__Response *resp = kv__response__unpack(&c->arena.pb, payload.len, payload.ptr);
+            if (!resp) {
+                bool big = c->arena.refused;
+                kv_pb_arena_begin(&c->arena, 0);
+                kvc__err(&e, big ? KVC_TOO_LARGE : KVC_PROTO,
+                         big ? "bad response from %s: payload of %zu bytes decodes to too much"
+                             : "bad response from %s: payload of %zu bytes is not a valid "
+                               "Response",
+                         n->conn.peer, payload.len);
+                conn_broke(c, i, e.code, e.msg, now);
                 return;
             }
             if (resp->status == KV__STATUS__SHUTTING_DOWN)
@@ -351,7 +359,7 @@ static void read_answers(struct kvc_client *c, size_t i, uint64_t now)
                 kvc__op_fill(op, resp, c->opts.max_frame);
                 kvc__push_done(c, op);
             }
-            kv__response__free_unpacked(resp, NULL);
+            kv_pb_arena_begin(&c->arena, 0);   /* frees resp; returns any big chunk now */
             kvc__conn_consume(&n->conn, flen);
         }
     }
@@ -452,6 +460,7 @@ static void free_client(struct kvc_client *c)
     kvc__ring_free(&c->ring);
     kvc_cluster_status_free(&c->refresh.st);
     kv_vec_free(&c->scratch);
+    kv_pb_arena_destroy(&c->arena);
     free(c->pfds);
     free(c->pfd_node);
     free(c);
@@ -519,6 +528,7 @@ int kvc_connect(const struct kvc_opts *o, struct kvc_client **out, struct kvc_er
     struct kvc_client *c = calloc(1, sizeof *c);
     if (!c)
         return kvc__err(err, KVC_NOMEM, "out of memory");
+    kv_pb_arena_init(&c->arena);
     c->opts = *o;
     c->opts.addrs = NULL;
     if (!c->opts.connect_timeout_ms)
