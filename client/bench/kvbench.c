@@ -3,8 +3,13 @@
  * Closed loop (--connections C --pipeline D: C*D requests always in flight) or open loop
  * (--rate R ops/s: requests are issued on a schedule and latency is measured from the
  * scheduled time, so a stalled server cannot hide its stall -- no coordinated omission).
- * (1) Each thread owns its connections and polls them with poll(2); nothing is shared
- *     between threads except the insert counter and the stop flag.
+ * (1) Each thread owns its connections and waits on them with one epoll set; nothing is
+ *     shared between threads except the insert counter and the stop flag.
+ * (4) The load generator shares the cores with the server it measures, so its own CPU per
+ *     op is kept small: the sockets stay registered with epoll (level-triggered) and are
+ *     re-registered only when kvc_fds or kvc_fds_epoch says they changed; only the clients
+ *     with ready sockets are handed their events, and every client with ops in flight is
+ *     swept every SWEEP_NS so that deadlines still expire on a silent connection.
  * (2) Operations that complete during --warmup are not recorded.
  * (3) Every error is counted by status; none is silently retried. The latency of requests
  *     the server shed (OVERLOADED) is kept too, so a run shows that they were refused at
@@ -18,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
 #include <kv/client.h>
@@ -26,6 +32,9 @@
 #include "client/bench/workload.h"
 
 #define MAX_STATUS 16
+/* How often every client with ops in flight is driven even without events, so that ops
+ * whose deadline passed on a silent connection complete (TIMEOUT) at most this late. */
+#define SWEEP_NS 2000000u
 
 /* --workload feed: the feed service workload (client/bench/feedload.c) parses its own
  * options and runs instead of the YCSB loop. */
@@ -69,10 +78,21 @@ struct slot {
     struct kvc_op op;
     struct thread *t;
     struct kvc_client *cl;
+    unsigned ci;                    /* index of cl in t->cls */
     char key[24];
     enum wl_op wop;
     bool rmw_write;
     uint64_t start_ns;
+};
+
+/* One client's sockets as they are registered with the thread's epoll set. */
+struct watch {
+    struct pollfd *fds;             /* kvc_fds at the last registration; revents are set
+                                       from epoll for kvc_handle_events, then cleared */
+    size_t n, cap;
+    uint64_t epoch;                 /* kvc_fds_epoch at the last registration */
+    bool ready;                     /* has events in the current wake-up */
+    bool touched;                   /* called since the last registration: compare again */
 };
 
 struct thread {
@@ -80,6 +100,11 @@ struct thread {
     const struct cfg *cfg;
     struct wl_gen gen;
     struct kvc_client **cls;
+    struct watch *w;                /* per client */
+    unsigned *touched;              /* clients to compare with their registration */
+    size_t ntouched;
+    unsigned *ready;                /* clients with events in this wake-up */
+    int ep;                         /* epoll set of every client's sockets */
     struct slot *slots;
     struct slot **free_slots;
     size_t n_free;
@@ -107,7 +132,8 @@ static uint64_t now_ns(void)
 
 static void submit(struct thread *t, struct slot *s, uint64_t start_ns);
 
-static void record(struct thread *t, struct slot *s)
+/* Records s's outcome; returns the time it completed (read once, also the next op's start). */
+static uint64_t record(struct thread *t, struct slot *s)
 {
     uint64_t end = now_ns();
     enum wl_op op = s->wop;
@@ -128,6 +154,16 @@ static void record(struct thread *t, struct slot *s)
         kvc_scan_result_free(&s->op.scan_result);
     t->done++;
     atomic_fetch_add_explicit(&g_progress_ops, 1, memory_order_relaxed);
+    return end;
+}
+
+/* Client ci was called: its sockets may have changed (compared before the next wait). */
+static void touch(struct thread *t, unsigned ci)
+{
+    if (!t->w[ci].touched) {
+        t->w[ci].touched = true;
+        t->touched[t->ntouched++] = ci;
+    }
 }
 
 static void on_done(struct kvc_op *op, void *arg)
@@ -146,18 +182,19 @@ static void on_done(struct kvc_op *op, void *arg)
                                        .consistency = t->cfg->level}};
         s->op = next;
         struct kvc_err err;
+        touch(t, s->ci);
         if (kvc_submit(s->cl, &s->op, on_done, s, &err) == KVC_OK) {
             s->start_ns = start;
             return;
         }
         s->op.err = err;
     }
-    record(t, s);
+    uint64_t end = record(t, s);
     bool load_done = t->loading && t->load_next >= t->load_end;
     if (t->interval_ns || load_done || atomic_load(&g_stop) || (t->quota && t->issued >= t->quota))
         t->free_slots[t->n_free++] = s;
     else
-        submit(t, s, now_ns());
+        submit(t, s, end);
 }
 
 static void build_op(struct thread *t, struct slot *s)
@@ -173,9 +210,8 @@ static void build_op(struct thread *t, struct slot *s)
         rec = s->wop == WL_INSERT ? __atomic_fetch_add(&g_insert_next, 1, __ATOMIC_RELAXED)
                                   : wl_gen_record(&t->gen);
     }
-    wl_key(rec, s->key);
     op.key = s->key;
-    op.key_len = strlen(s->key);
+    op.key_len = wl_key(rec, s->key);
     switch (s->wop) {
     case WL_READ:
     case WL_RMW:
@@ -206,6 +242,7 @@ static void submit(struct thread *t, struct slot *s, uint64_t start_ns)
     s->start_ns = start_ns;
     t->issued++;
     struct kvc_err err;
+    touch(t, s->ci);
     if (kvc_submit(s->cl, &s->op, on_done, s, &err) != KVC_OK) {
         s->op.err = err;
         record(t, s);
@@ -222,20 +259,105 @@ static bool thread_finished(struct thread *t)
     return no_more && t->n_free == total;
 }
 
+static short poll_events(uint32_t ev)
+{
+    return (short)((ev & EPOLLIN ? POLLIN : 0) | (ev & EPOLLOUT ? POLLOUT : 0) |
+                   (ev & EPOLLERR ? POLLERR : 0) | (ev & EPOLLHUP ? POLLHUP : 0));
+}
+
+/* Registers one socket of client ci; op is EPOLL_CTL_ADD or EPOLL_CTL_MOD, and the other
+ * one is tried when the kernel says the registration is (or is not) there after all. */
+static int watch_ctl(struct thread *t, unsigned ci, int op, const struct pollfd *p)
+{
+    struct epoll_event ev = {
+        .events = (p->events & POLLIN ? EPOLLIN : 0u) | (p->events & POLLOUT ? EPOLLOUT : 0u),
+        .data.u64 = (uint64_t)ci << 32 | (uint32_t)p->fd};
+    if (epoll_ctl(t->ep, op, p->fd, &ev) == 0)
+        return 0;
+    if ((op == EPOLL_CTL_ADD && errno == EEXIST) || (op == EPOLL_CTL_MOD && errno == ENOENT))
+        return epoll_ctl(t->ep, op == EPOLL_CTL_ADD ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, p->fd, &ev);
+    return -1;
+}
+
+/* Brings client ci's registration up to date with kvc_fds. A socket that left the set was
+ * closed, and closing dropped it from the epoll set: it is never EPOLL_CTL_DEL'd, which
+ * could hit another client's new socket that got the same number. When kvc_fds_epoch
+ * moved, a socket may have been closed and its number reused by a new one, so every fd
+ * is registered again. 0, or -1 when epoll_ctl or memory failed. */
+static int watch_sync(struct thread *t, unsigned ci, struct pollfd **tmp, size_t *tmpcap)
+{
+    struct watch *w = &t->w[ci];
+    struct kvc_client *c = t->cls[ci];
+    w->touched = false;
+    size_t n = kvc_fds(c, *tmp, *tmpcap);
+    if (n > *tmpcap) {
+        struct pollfd *p = realloc(*tmp, n * sizeof *p);
+        if (!p)
+            return -1;
+        *tmp = p;
+        *tmpcap = n;
+        kvc_fds(c, *tmp, *tmpcap);
+    }
+    uint64_t epoch = kvc_fds_epoch(c);
+    bool reopened = epoch != w->epoch;
+    for (size_t k = 0; k < n; k++) {
+        const struct pollfd *p = &(*tmp)[k];
+        const struct pollfd *old = NULL;
+        for (size_t j = 0; !reopened && j < w->n && !old; j++)
+            if (w->fds[j].fd == p->fd)
+                old = &w->fds[j];
+        if (old && old->events == p->events)
+            continue;
+        if (watch_ctl(t, ci, old ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, p) != 0)
+            return -1;
+    }
+    if (n > w->cap) {
+        struct pollfd *p = realloc(w->fds, n * sizeof *p);
+        if (!p)
+            return -1;
+        w->fds = p;
+        w->cap = n;
+    }
+    for (size_t k = 0; k < n; k++)
+        w->fds[k] = (struct pollfd){.fd = (*tmp)[k].fd, .events = (*tmp)[k].events};
+    w->n = n;
+    w->epoch = epoch;
+    return 0;
+}
+
+/* Hands client ci the events it has (nfds 0: none; it still sends, expires and runs
+ * callbacks). */
+static void drive(struct thread *t, unsigned ci, const struct pollfd *fds, size_t nfds)
+{
+    struct kvc_err err;
+    touch(t, ci);
+    if (kvc_handle_events(t->cls[ci], fds, nfds, &err) < 0) {
+        fprintf(stderr, "kvbench: connection %u: %s\n", ci, err.msg);
+        t->failed = 1;
+    }
+}
+
 static void *thread_main(void *arg)
 {
     struct thread *t = arg;
     const struct cfg *c = t->cfg;
     unsigned n = c->conns;
-    /* A token-aware client may hold a socket per node: poll them all. */
-    size_t cap = (size_t)n * 8, used;
-    struct pollfd *pf = calloc(cap, sizeof *pf);
-    size_t *pf_first = calloc(n + 1, sizeof *pf_first);   /* client i's fds start here */
-    if (!pf || !pf_first) {
-        free(pf);
-        free(pf_first);
+    int maxev = n < 64 ? 64 : (int)n;
+    struct epoll_event *evs = calloc((size_t)maxev, sizeof *evs);
+    size_t tmpcap = 8;
+    struct pollfd *tmp = calloc(tmpcap, sizeof *tmp);
+    t->w = calloc(n, sizeof *t->w);
+    t->touched = calloc(n, sizeof *t->touched);
+    t->ready = calloc(n, sizeof *t->ready);
+    t->ep = epoll_create1(EPOLL_CLOEXEC);
+    if (!evs || !tmp || !t->w || !t->touched || !t->ready || t->ep < 0) {
+        fprintf(stderr, "kvbench: thread setup: %s\n", strerror(errno));
         t->failed = 1;
-        return NULL;
+        goto out;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        t->w[i].epoch = kvc_fds_epoch(t->cls[i]) - 1;   /* nothing registered yet */
+        touch(t, i);
     }
     /* Closed loop: fill every slot once; completions refill them (on_done). */
     if (!t->interval_ns) {
@@ -243,8 +365,11 @@ static void *thread_main(void *arg)
                !(t->quota && t->issued >= t->quota))
             submit(t, t->free_slots[--t->n_free], now_ns());
     }
+    uint64_t next_sweep = now_ns() + SWEEP_NS;
+    bool from_loop = true;   /* the touched clients were submitted to outside a callback */
     while (!thread_finished(t)) {
         uint64_t now = now_ns();
+        uint64_t issued = t->issued;
         if (t->interval_ns && !atomic_load(&g_stop)) {
             /* Open loop: issue everything scheduled up to now; a late op keeps its
              * scheduled start so the delay shows in its latency. */
@@ -256,37 +381,70 @@ static void *thread_main(void *arg)
         if (t->loading && t->load_next < t->load_end)
             while (t->n_free && t->load_next < t->load_end)
                 submit(t, t->free_slots[--t->n_free], now_ns());
-        used = 0;
-        for (unsigned i = 0; i < n; i++) {
-            pf_first[i] = used;
-            size_t want = kvc_fds(t->cls[i], pf + used, cap - used);
-            if (want > cap - used) {
-                cap = (used + want) * 2;
-                pf = realloc(pf, cap * sizeof *pf);
-                want = kvc_fds(t->cls[i], pf + used, cap - used);
-            }
-            used += want;
-        }
-        pf_first[n] = used;
-        int wait_ms = 100;
-        if (t->interval_ns && t->next_ns > now)
-            wait_ms = (int)((t->next_ns - now) / 1000000u);
-        if (poll(pf, used, wait_ms) < 0 && errno != EINTR)
-            break;
-        for (unsigned i = 0; i < n; i++) {
-            struct kvc_err err;
-            size_t first = pf_first[i];
-            if (kvc_pending(t->cls[i]) &&
-                kvc_handle_events(t->cls[i], pf + first, pf_first[i + 1] - first, &err) < 0) {
-                fprintf(stderr, "kvbench: connection %u: %s\n", i, err.msg);
+        from_loop |= t->issued != issued;
+        /* What this loop submitted sits in the out-buffers: send it now rather than
+         * registering POLLOUT for one wake-up. (Callbacks' submits are sent by
+         * kvc_handle_events itself.) */
+        if (from_loop)
+            for (size_t k = 0; k < t->ntouched; k++)
+                drive(t, t->touched[k], NULL, 0);
+        from_loop = false;
+        for (size_t k = 0; k < t->ntouched; k++)
+            if (watch_sync(t, t->touched[k], &tmp, &tmpcap) != 0) {
+                fprintf(stderr, "kvbench: epoll: %s\n", strerror(errno));
                 t->failed = 1;
+                goto out;
             }
+        t->ntouched = 0;
+        /* The sweep may come a little late; the open loop's next op may not (rounded down,
+         * so a schedule under a millisecond away is waited for without sleeping). */
+        uint64_t wait_ms = next_sweep > now ? (next_sweep - now + 999999) / 1000000u : 0;
+        if (t->interval_ns && (t->next_ns > now ? (t->next_ns - now) / 1000000u : 0) < wait_ms)
+            wait_ms = t->next_ns > now ? (t->next_ns - now) / 1000000u : 0;
+        int ne = epoll_wait(t->ep, evs, maxev, wait_ms < 100 ? (int)wait_ms : 100);
+        if (ne < 0 && errno != EINTR)
+            break;
+        size_t nready = 0;
+        for (int k = 0; k < ne; k++) {
+            unsigned ci = (unsigned)(evs[k].data.u64 >> 32);
+            int fd = (int)(uint32_t)evs[k].data.u64;
+            struct watch *w = &t->w[ci];
+            for (size_t j = 0; j < w->n; j++)
+                if (w->fds[j].fd == fd)
+                    w->fds[j].revents |= poll_events(evs[k].events);
+            if (!w->ready) {
+                w->ready = true;
+                t->ready[nready++] = ci;
+            }
+        }
+        for (size_t k = 0; k < nready; k++) {
+            struct watch *w = &t->w[t->ready[k]];
+            drive(t, t->ready[k], w->fds, w->n);
+            for (size_t j = 0; j < w->n; j++)
+                w->fds[j].revents = 0;
+            w->ready = false;
+        }
+        now = now_ns();
+        if (now >= next_sweep) {
+            for (unsigned i = 0; i < n; i++)
+                if (kvc_pending(t->cls[i]))
+                    drive(t, i, NULL, 0);
+            next_sweep = now + SWEEP_NS;
         }
         if (t->failed && !t->loading && kvc_pending(t->cls[0]) == 0 && t->interval_ns == 0)
             break;
     }
-    free(pf);
-    free(pf_first);
+out:
+    if (t->ep >= 0)
+        close(t->ep);
+    if (t->w)
+        for (unsigned i = 0; i < n; i++)
+            free(t->w[i].fds);
+    free(t->w);
+    free(t->touched);
+    free(t->ready);
+    free(evs);
+    free(tmp);
     return NULL;
 }
 
@@ -311,6 +469,7 @@ static int connect_all(struct thread *t)
     for (size_t i = 0; i < total; i++) {
         t->slots[i].t = t;
         t->slots[i].cl = t->cls[i % c->conns];
+        t->slots[i].ci = (unsigned)(i % c->conns);
         t->free_slots[t->n_free++] = &t->slots[i];
     }
     return 0;
