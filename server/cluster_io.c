@@ -434,7 +434,8 @@ static void io_store_write(void *ctx, const struct kv_write *w, size_t n, kv_io_
     pending_add(io, 1);
     kv_metrics_add(&io->srv->metrics.io_writes, 1);
     struct kv_err err = {0};
-    enum kv_status st = kv_store_write_async(io->srv->store, w, n, on_commit, cw, &err);
+    /* Woken once per loop iteration by flush_output (server.c), not per write. */
+    enum kv_status st = kv_store_write_queue(io->srv->store, w, n, on_commit, cw, &err);
     if (st != KV_OK) {
         /* Refused at once (bad record, store closing): still answered later, never
          * inside this call. */

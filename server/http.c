@@ -85,7 +85,7 @@ static void render_store_health(struct kv_server *s, struct kv_vec *out)
 {
     struct kv_store_health h;
     kv_store_health(s->store, &h);
-    char text[1024];
+    char text[2048];
     int n = snprintf(text, sizeof text,
                      "# HELP kvd_store_writes_refused 1 while the store refuses writes (disk "
                      "full or I/O error; reads still work), else 0.\n"
@@ -103,10 +103,14 @@ static void render_store_health(struct kv_server *s, struct kv_vec *out)
                      "# HELP kvd_store_corrupt_reads_total Reads that found a record or block "
                      "failing its checksum (answered CORRUPTION, never as data).\n"
                      "# TYPE kvd_store_corrupt_reads_total counter\n"
-                     "kvd_store_corrupt_reads_total %llu\n",
+                     "kvd_store_corrupt_reads_total %llu\n"
+                     "# HELP kvd_store_hot_key_folds_total Writes of an often-written key "
+                     "stored as the fold of its history, so its reads stay fast.\n"
+                     "# TYPE kvd_store_hot_key_folds_total counter\n"
+                     "kvd_store_hot_key_folds_total %llu\n",
                      h.code == KV_NOSPACE, h.writes_refused && h.code != KV_NOSPACE,
                      (unsigned long long)h.write_errors, (unsigned long long)h.resumes,
-                     (unsigned long long)h.corrupt_reads);
+                     (unsigned long long)h.corrupt_reads, (unsigned long long)h.hot_key_folds);
     if (n > 0 && (size_t)n < sizeof text)
         kv_vec_append(out, text, (size_t)n);
     struct kv_store_cache_stats c;

@@ -75,6 +75,10 @@ static void flush_output(struct kv_server *s)
         if (!s->resume)
             break;
     }
+    /* Every replica write this iteration queued (kv_store_write_queue) goes to the commit
+     * thread with one wake-up: a futex wake per write made sync=none commit groups of one */
+    if (s->store)
+        kv_store_write_kick(s->store);
     if (s->resume)
         kv_adm_kick(&s->adm);
     if (s->peers)

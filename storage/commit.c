@@ -8,23 +8,44 @@
  *     WAL fsync, with KV_SYNC_NONE only the unsynced WAL and memtable write.
  * (2) Requests are committed and called back in queue order, each exactly once; a request
  *     is never split across two WriteBatches, so its records stay atomic.
- * (3) KV_SYNC_BATCH waits at most batch_delay_us after the oldest queued request for more
- *     to arrive, and stops waiting early once a group reaches GROUP_MAX_REQS or
- *     GROUP_MAX_BYTES, or once no request arrived for BATCH_QUIET_US (the writers that
- *     were coming have come: waiting longer only adds latency); KV_SYNC_ALWAYS and
- *     KV_SYNC_NONE never wait (they still group what queued while the previous write ran).
+ * (3) KV_SYNC_BATCH, when a request finds the thread idle, waits at most batch_delay_us
+ *     after it for more to arrive, and stops waiting early once a group reaches
+ *     GROUP_MAX_REQS or GROUP_MAX_BYTES, or once no request arrived for BATCH_QUIET_US (the
+ *     writers that were coming have come: waiting longer only adds latency). A thread that
+ *     finishes a group and finds requests queued commits them at once: they queued during
+ *     the previous fsync, so they are already a group, and waiting for more would only
+ *     serialise the disk with the writers (50 closed-loop writers: 40k SET/s waiting, 65k
+ *     not; docs/performance.md, round 3). KV_SYNC_ALWAYS and KV_SYNC_NONE never wait
+ *     (they too group what queued while the previous write ran).
  * (4) Once closing is set no new request is accepted; the thread commits what is queued
  *     and exits only when the queue is empty, so every accepted callback runs.
  * (5) A request holding a replace_corrupt write (store.h) is committed in a WriteBatch of
  *     its own, after everything queued before it: its read of the key then sees every
  *     earlier write, and being the only writer, nothing can land between that read and
- *     the replacing Put. */
+ *     the replacing Put.
+ * (7) kv_store_write_queue queues like kv_store_write_async but does not wake an idle
+ *     thread: an event loop queues every write one iteration produced, then wakes the
+ *     thread once (kv_store_write_kick), instead of a futex wake-up and a context switch
+ *     per write that left the thread committing groups of one at sync=none.
+ * (6) Hot keys: every write is a merge, and a read folds all of a key's operands still in
+ *     the memtable, so a key written thousands of times between flushes would read ever
+ *     slower. The commit thread counts writes per key (a 2-way set-associative table of
+ *     key hashes) and, on a key's FOLD_AFTER-th write since its last fold, reads the key
+ *     (which folds its whole history) and writes the newer of that and the new record as
+ *     a Put, which hides every operand below it. RocksDB's max_successive_merges does the
+ *     same but seeks the memtable on every merge to count, which was a quarter of a
+ *     SET's CPU (docs/performance.md, round 3). A key already written earlier in the same
+ *     WriteBatch is not folded (the read cannot see the batch); the next batch does it.
+ *     The table forgets a key only when two others in its set are written after it, so a
+ *     key that keeps being written keeps being folded; one that was forgotten had gone
+ *     quiet, and starts counting again. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "common/clock.h"
 #include "common/failpoint.h"
+#include "common/hash.h"
 #include "common/log.h"
 #include "storage/record.h"
 #include "storage/store_int.h"
@@ -35,6 +56,23 @@
  * the group a closed-loop set of clients forms is not cut early; above the loop's time to
  * turn a burst of acknowledgements into the next requests. A constant, not a setting. */
 #define BATCH_QUIET_US 100u
+/* (6): as RocksDB's max_successive_merges was set before (hot-key reads stay as fast). */
+#define FOLD_AFTER 4u
+#define FOLD_SETS 8192u                  /* x 2 ways x 16 bytes: 256 KiB */
+
+struct fold_way {
+    uint64_t tag;                        /* key hash; 0 = empty */
+    uint32_t count;                      /* writes since the last fold */
+    uint32_t batch;                      /* the WriteBatch that last wrote the key */
+};
+struct fold_set {
+    struct fold_way way[2];
+    unsigned mru;                        /* the way used last: the other one is replaced */
+};
+struct fold_table {
+    struct fold_set sets[FOLD_SETS];
+    uint32_t batch;                      /* numbers the WriteBatches */
+};
 
 struct commit_item {
     const uint8_t *key;
@@ -138,6 +176,52 @@ static struct kv_commit_req *do_take_group(struct kv_store *st)
     return first;
 }
 
+/* (6): counts a write of key; true when this one should be written as a fold. */
+static bool fold_due(struct fold_table *ft, struct kv_slice key)
+{
+    uint64_t h = kv_hash64(key.ptr, key.len) | 1;   /* never 0, the empty tag */
+    struct fold_set *set = &ft->sets[h % FOLD_SETS];
+    unsigned i = set->way[0].tag == h ? 0 : set->way[1].tag == h ? 1 : 2;
+    if (i == 2) {
+        i = !set->mru;
+        set->way[i] = (struct fold_way){.tag = h};
+    }
+    set->mru = i;
+    struct fold_way *w = &set->way[i];
+    bool in_batch = w->count && w->batch == ft->batch;
+    w->batch = ft->batch;
+    if (++w->count < FOLD_AFTER || in_batch)
+        return false;
+    w->count = 0;
+    return true;
+}
+
+/* (6): adds key's fold to wb and returns true; false (nothing added) when the key has no
+ * stored record yet, or reading it fails: the caller then merges as usual. */
+static bool add_fold(struct kv_store *st, rocksdb_writebatch_t *wb,
+                     const struct commit_item *it)
+{
+    char *e = NULL;
+    size_t len = 0;
+    char *v = rocksdb_get_cf(st->db, st->ro, st->cf[KV_CF_DATA], (const char *)it->key,
+                             it->key_len, &len, &e);
+    if (e) {
+        rocksdb_free(e);   /* the merge that follows meets the same error, and reports it */
+        return false;
+    }
+    if (!v)
+        return false;
+    int w = kv_store__lww_winner(kv_slice_of(v, len), kv_slice_of(it->val, it->val_len));
+    if (w >= 0) {
+        const char *put = w == 0 ? v : (const char *)it->val;
+        rocksdb_writebatch_put_cf(wb, st->cf[KV_CF_DATA], (const char *)it->key, it->key_len,
+                                  put, w == 0 ? len : it->val_len);
+        atomic_fetch_add(&st->folds, 1);
+    }
+    rocksdb_free(v);
+    return w >= 0;
+}
+
 /* (5): a Put of the newest of the repair record and what still decodes under the corrupt
  * bytes when the key still reads as corrupt; else the usual merge. */
 static void add_replace(struct kv_store *st, rocksdb_writebatch_t *wb,
@@ -192,17 +276,23 @@ static void cache_bracket(struct kv_store *st, struct kv_commit_req *group, bool
         }
 }
 
-static void commit_segment(struct kv_store *st, rocksdb_writebatch_t *wb,
-                           struct kv_commit_req *group)
+/* ft NULL: no folding (6). */
+static void commit_segment(struct kv_store *st, struct fold_table *ft,
+                           rocksdb_writebatch_t *wb, struct kv_commit_req *group)
 {
     cache_bracket(st, group, true);
     rocksdb_writebatch_clear(wb);
+    if (ft)
+        ft->batch++;
     for (struct kv_commit_req *r = group; r; r = r->next)
         for (size_t i = 0; i < r->n; i++) {
-            if (r->items[i].replace) {
-                add_replace(st, wb, &r->items[i]);
+            const struct commit_item *it = &r->items[i];
+            if (it->replace) {
+                add_replace(st, wb, it);
                 continue;
             }
+            if (ft && fold_due(ft, kv_slice_of(it->key, it->key_len)) && add_fold(st, wb, it))
+                continue;
             rocksdb_writebatch_merge_cf(wb, st->cf[KV_CF_DATA], (const char *)r->items[i].key,
                                         r->items[i].key_len, (const char *)r->items[i].val,
                                         r->items[i].val_len);
@@ -229,8 +319,8 @@ static void commit_segment(struct kv_store *st, rocksdb_writebatch_t *wb,
 }
 
 /* Splits the group so that every request with a replace is a segment of its own (5). */
-static void commit_group(struct kv_store *st, rocksdb_writebatch_t *wb,
-                         struct kv_commit_req *group)
+static void commit_group(struct kv_store *st, struct fold_table *ft,
+                         rocksdb_writebatch_t *wb, struct kv_commit_req *group)
 {
     while (group) {
         struct kv_commit_req *last = group;
@@ -239,7 +329,7 @@ static void commit_group(struct kv_store *st, rocksdb_writebatch_t *wb,
                 last = last->next;
         struct kv_commit_req *rest = last->next;
         last->next = NULL;
-        commit_segment(st, wb, group);
+        commit_segment(st, ft, wb, group);
         group = rest;
     }
 }
@@ -248,13 +338,18 @@ static void *commit_main(void *arg)
 {
     struct kv_store *st = arg;
     rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+    /* Without its table the thread still commits; it only stops folding hot keys. */
+    struct fold_table *ft = calloc(1, sizeof *ft);
     pthread_mutex_lock(&st->mu);
     for (;;) {
-        while (!st->head && !st->closing)
+        bool was_idle = false;
+        while (!st->head && !st->closing) {
+            was_idle = true;
             pthread_cond_wait(&st->wake, &st->mu);
+        }
         if (!st->head)
             break;                       /* closing and drained: (4) */
-        if (st->sync == KV_SYNC_BATCH && st->batch_delay_us) {
+        if (st->sync == KV_SYNC_BATCH && st->batch_delay_us && was_idle) {
             uint64_t deadline = st->head->enq_ns + (uint64_t)st->batch_delay_us * 1000u;
             struct timespec ts;
             for (;;) {
@@ -268,11 +363,12 @@ static void *commit_main(void *arg)
         }
         struct kv_commit_req *group = do_take_group(st);
         pthread_mutex_unlock(&st->mu);
-        commit_group(st, wb, group);
+        commit_group(st, ft, wb, group);
         pthread_mutex_lock(&st->mu);
     }
     pthread_mutex_unlock(&st->mu);
     rocksdb_writebatch_destroy(wb);
+    free(ft);
     return NULL;
 }
 
@@ -313,8 +409,8 @@ void kv_store__commit_stop(struct kv_store *st)
 
 /* ------------------------------------------------------------------ public entry -- */
 
-enum kv_status kv_store_write_async(struct kv_store *st, const struct kv_write *w, size_t n,
-                                    kv_store_write_cb cb, void *arg, struct kv_err *err)
+static enum kv_status enqueue(struct kv_store *st, const struct kv_write *w, size_t n,
+                             kv_store_write_cb cb, void *arg, bool defer, struct kv_err *err)
 {
     if (!st || !cb || (n && !w))
         return kv_err_set(err, KV_INVALID, "write: NULL store, callback or writes");
@@ -339,11 +435,37 @@ enum kv_status kv_store_write_async(struct kv_store *st, const struct kv_write *
     st->tail = r;
     st->queued_reqs++;
     st->queued_bytes += r->bytes;
-    /* The thread waits either for a first request or, batching, for a full group. */
-    if (was_empty || group_full(st))
+    /* The thread waits either for a first request or, batching, for a full group. A
+     * deferred first request leaves the wake-up to kv_store_write_kick (7). */
+    if (group_full(st) || (was_empty && !defer))
         pthread_cond_signal(&st->wake);
+    else if (was_empty)
+        atomic_store(&st->unkicked, true);
     pthread_mutex_unlock(&st->mu);
     return KV_OK;
+}
+
+enum kv_status kv_store_write_async(struct kv_store *st, const struct kv_write *w, size_t n,
+                                    kv_store_write_cb cb, void *arg, struct kv_err *err)
+{
+    return enqueue(st, w, n, cb, arg, false, err);
+}
+
+enum kv_status kv_store_write_queue(struct kv_store *st, const struct kv_write *w, size_t n,
+                                    kv_store_write_cb cb, void *arg, struct kv_err *err)
+{
+    return enqueue(st, w, n, cb, arg, true, err);
+}
+
+void kv_store_write_kick(struct kv_store *st)
+{
+    if (!atomic_load(&st->unkicked))     /* the common case on an idle loop: no lock */
+        return;
+    pthread_mutex_lock(&st->mu);
+    atomic_store(&st->unkicked, false);
+    if (st->head)
+        pthread_cond_signal(&st->wake);
+    pthread_mutex_unlock(&st->mu);
 }
 
 struct waiter {

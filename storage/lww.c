@@ -20,9 +20,12 @@
  *     kv_hlc_ms(hlc) + grace < now, an expired record when expires_at_ms + grace < now.
  *     Undecodable bytes are kept (purging cannot repair them and must not hide them).
  * (5) RocksDB's C API applies the filter to plain values only, never to merge operands.
- *     A value exists only after a full merge, and with merge-only writes a full merge
- *     happens only when RocksDB has seen the key's whole history; so dropping a value can
- *     never resurrect an older version sitting in a lower level.
+ *     Dropping a value never resurrects an older version sitting in a lower level: RocksDB
+ *     turns a value the filter removes into a deletion marker (CompactionIterator, kRemove
+ *     -> kTypeDeletion), which shadows everything below it and which RocksDB itself drops
+ *     only where nothing older can exist. That matters because not every value comes from
+ *     a full merge over the key's whole history: the commit thread's fold of a hot key
+ *     (commit.c (6)) and a corrupt record's replacement are Puts above older data.
  * (6) Capture (commit.c, a replace_corrupt write): the commit thread arms it around its own
  *     read of a key it may replace. A full merge that fails on that thread then leaves the
  *     newest input that still decodes in the capture buffer, so the replacement keeps a
@@ -127,6 +130,14 @@ static char *lww_full_merge(void *state, const char *key, size_t key_len,
     if (!ok && lww_capture)
         capture_survivor(existing, existing_len, ops, op_lens, n_ops);
     return merge_result(&best, ok, success, new_len);
+}
+
+int kv_store__lww_winner(struct kv_slice a, struct kv_slice b)
+{
+    struct pick best = {0};
+    if (pick_fold(&best, a.ptr, a.len) != 0 || pick_fold(&best, b.ptr, b.len) != 0)
+        return -1;
+    return best.ptr == (const char *)a.ptr ? 0 : 1;
 }
 
 static char *lww_partial_merge(void *state, const char *key, size_t key_len,

@@ -42,7 +42,6 @@ static const char *const cf_names[KV_CF_COUNT] = {"default", "hints", "paxos", "
 
 #define DEFAULT_BATCH_DELAY_US 1000u
 #define DEFAULT_GRACE_MS (10ull * 24 * 3600 * 1000)
-#define MAX_SUCCESSIVE_MERGES 4
 #define DEFAULT_BLOCK_CACHE (64u << 20)
 #define DEFAULT_RECORD_CACHE (64u << 20)
 #define READ_FLAGS_KNOWN (KV_STORE_RAW | KV_STORE_CACHE_ONLY)
@@ -182,6 +181,7 @@ void kv_store_health(struct kv_store *st, struct kv_store_health *out)
     pthread_mutex_unlock(&st->hmu);
     out->write_errors = atomic_load(&st->write_errors);
     out->corrupt_reads = atomic_load(&st->corrupt_reads);
+    out->hot_key_folds = atomic_load(&st->folds);
 }
 
 void kv_store_cache_stats(struct kv_store *st, struct kv_store_cache_stats *out)
@@ -351,11 +351,7 @@ enum kv_status kv_store_open(const struct kv_store_opts *opts, struct kv_store *
     st->filter = kv_store__purge_filter(st);
     rocksdb_options_set_compaction_filter(data, st->filter);                  /* borrowed */
     rocksdb_options_set_compression(data, rocksdb_lz4_compression);
-    /* A key written often would otherwise pile up merge operands in the memtable, and every
-     * read folds them all (a hot key under YCSB A made reads 10x slower). Past this many,
-     * the commit thread folds them at write time instead (RocksDB reads the current value,
-     * which sees the key's whole history, so purging the result stays safe per lww.c (5)). */
-    rocksdb_options_set_max_successive_merges(data, MAX_SUCCESSIVE_MERGES);
+    /* No max_successive_merges: the commit thread folds hot keys itself (commit.c (6)). */
 
     const rocksdb_options_t *cf_opts[KV_CF_COUNT] = {data, base, base, base};
     char *e = NULL;

@@ -84,6 +84,8 @@ struct kv_store_health {
     uint64_t resumes;                   /* times writes came back after being refused */
     uint64_t corrupt_reads;             /* reads that found a record or block failing its
                                            checksum (answered KV_CORRUPTION), ever */
+    uint64_t hot_key_folds;             /* writes of an often-written key stored as a fold
+                                           of its history (commit.c (6)), ever */
 };
 
 /* The record cache's counters (storage/rcache.h), for /metrics: zero when it is off. */
@@ -120,6 +122,15 @@ enum kv_status kv_store_write(struct kv_store *st, const struct kv_write *w, siz
  * exactly once, later; on an error return cb never runs. */
 enum kv_status kv_store_write_async(struct kv_store *st, const struct kv_write *w, size_t n,
                                     kv_store_write_cb cb, void *arg, struct kv_err *err);
+
+/* kv_store_write_async, but an idle commit thread is not woken: kv_store_write_kick must
+ * follow, soon (an event loop calls it once per iteration, after queueing that iteration's
+ * writes, so they share one wake-up). A full group still wakes the thread at once. */
+enum kv_status kv_store_write_queue(struct kv_store *st, const struct kv_write *w, size_t n,
+                                    kv_store_write_cb cb, void *arg, struct kv_err *err);
+/* Wakes the commit thread for writes queued with kv_store_write_queue; cheap (one atomic
+ * load) when there are none. Any thread. */
+void kv_store_write_kick(struct kv_store *st);
 
 /* Read flags. */
 #define KV_STORE_RAW 0x1u        /* also return tombstones and expired records */

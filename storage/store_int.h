@@ -40,6 +40,7 @@ struct kv_store {
     struct kv_commit_req *head, *tail;   /* FIFO of pending writes, under mu */
     size_t queued_reqs, queued_bytes;    /* under mu */
     bool closing;                        /* under mu */
+    _Atomic bool unkicked;               /* deferred writes wait for a kick (commit.c (7)) */
     bool thread_started;
     pthread_t thread;
 
@@ -54,6 +55,7 @@ struct kv_store {
     uint64_t resumes;                    /* under hmu */
     _Atomic uint64_t write_errors;
     _Atomic uint64_t corrupt_reads;      /* kv_store_health.corrupt_reads */
+    _Atomic uint64_t folds;              /* kv_store_health.hot_key_folds (commit.c (6)) */
     bool watch_stop;                     /* under hmu */
     bool watch_started;
     pthread_t watcher;
@@ -76,6 +78,9 @@ rocksdb_mergeoperator_t *kv_store__lww_merge_operator(void);
 /* Arms (into != NULL) or disarms this thread's capture of a failed full merge (lww.c (6)). */
 void kv_store__lww_capture(struct kv_buf *into);
 rocksdb_compactionfilter_t *kv_store__purge_filter(struct kv_store *st);
+/* Which of two encoded records the merge operator keeps (lww.c (1)): 0 for a, 1 for b, -1
+ * when either does not decode. */
+int kv_store__lww_winner(struct kv_slice a, struct kv_slice b);
 
 /* storage/commit.c */
 enum kv_status kv_store__commit_start(struct kv_store *st, struct kv_err *err);
