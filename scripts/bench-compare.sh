@@ -137,6 +137,10 @@ else
 fi
 RECORDS=100000
 CONNS=50
+# Each kvd run starts with this many seconds unrecorded (kvbench --warmup): kvd's record
+# cache fills as keys are first read after the load, as any RocksDB-backed store's caches
+# do after a restart; Redis holds everything in memory from the start.
+KV_WARMUP=1
 
 # Every measurement appends one JSON line to $RESULTS/runs.jsonl:
 #   {"id": ..., "run": i, "ops_per_s": x, "p50_us": y, "p99_us": z, "cpu_us_per_op": w}
@@ -206,7 +210,7 @@ kvd1_run() {   # MIX PIPELINE RUN [ADDR PID TAG]
     local addr=${4:-$KVD1_ADDR} pid=${5:-$KVD1_PID} tag=${6:-kvd}
     local f=$RAW/$tag-$1-p$2-$3.json
     "$KVBENCH" -n "$addr" --no-load --records $RECORDS --value-size 100 -t 1 \
-        -c $CONNS -p "$2" --mix "$1" -d $KV_SECS --warmup 0 --server-pids "$pid" \
+        -c $CONNS -p "$2" --mix "$1" -d $((KV_SECS + KV_WARMUP)) --warmup $KV_WARMUP --server-pids "$pid" \
         --json "$f" >"${f%.json}.txt" 2>&1 || true
     emit_kvbench "$tag-$1-p$2" "$3" "$f" "$([[ $1 == set ]] && echo update || echo read)"
 }
@@ -317,7 +321,7 @@ kvc_run() {   # ID MIX LEVEL RUN [EXTRA...]
     shift 4
     f=$RAW/$id-$r.json
     "$KVBENCH" -n "$KC_ADDRS" --no-load --records $RECORDS --value-size 100 -t 1 -c $CONNS \
-        --mix "$mix" --consistency "$level" -d $KV_SECS --warmup 0 --server-pids "$KC_PIDS" \
+        --mix "$mix" --consistency "$level" -d $((KV_SECS + KV_WARMUP)) --warmup $KV_WARMUP --server-pids "$KC_PIDS" \
         --json "$f" "$@" >"${f%.json}.txt" 2>&1 || true
     emit_kvbench "$id" "$r" "$f" "$([[ $mix == set ]] && echo update || echo read)"
 }
