@@ -27,6 +27,11 @@
  *     thread: an event loop queues every write one iteration produced, then wakes the
  *     thread once (kv_store_write_kick), instead of a futex wake-up and a context switch
  *     per write that left the thread committing groups of one at sync=none.
+ * (8) A group's records go into its WriteBatch sorted by key (a stable sort: one key's
+ *     records keep their queue order, which folds (6) and replaces (5) rely on, and which
+ *     the merge operator would not even need, lww.c (1)). RocksDB's memtable remembers
+ *     where its last insert went, so keys in order cost a short walk from there instead of
+ *     a search from the top for each: the insert was a third of a pipelined SET's CPU.
  * (6) Hot keys: every write is a merge, and a read folds all of a key's operands still in
  *     the memtable, so a key written thousands of times between flushes would read ever
  *     slower. The commit thread counts writes per key (a 2-way set-associative table of
@@ -71,9 +76,12 @@ struct fold_set {
     struct fold_way way[2];
     unsigned mru;                        /* the way used last: the other one is replaced */
 };
-struct fold_table {
+struct ordered;
+struct fold_table {                      /* the commit thread's own state: (6), (8) */
     struct fold_set sets[FOLD_SETS];
     uint32_t batch;                      /* numbers the WriteBatches */
+    struct ordered *order;               /* owned; order_cap entries, reused per group */
+    size_t order_cap;
 };
 
 struct commit_item {
@@ -278,6 +286,66 @@ static void cache_bracket(struct kv_store *st, struct kv_commit_req *group, bool
         }
 }
 
+struct ordered {
+    const struct commit_item *it;
+    size_t seq;                          /* position in queue order */
+};
+
+static int ordered_cmp(const void *a, const void *b)
+{
+    const struct ordered *x = a, *y = b;
+    int c = kv_slice_cmp(kv_slice_of(x->it->key, x->it->key_len),
+                         kv_slice_of(y->it->key, y->it->key_len));
+    if (c)
+        return c;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;   /* same key: queue order (8) */
+}
+
+/* One item into wb: a replace (5), a fold (6) or a merge. */
+static void add_item(struct kv_store *st, struct fold_table *ft, rocksdb_writebatch_t *wb,
+                     const struct commit_item *it)
+{
+    if (it->replace) {
+        add_replace(st, wb, it);
+        return;
+    }
+    if (ft && fold_due(ft, kv_slice_of(it->key, it->key_len)) && add_fold(st, wb, it))
+        return;
+    rocksdb_writebatch_merge_cf(wb, st->cf[KV_CF_DATA], (const char *)it->key, it->key_len,
+                                (const char *)it->val, it->val_len);
+}
+
+/* (8): adds the group's items to wb in key order (same keys in queue order), or in queue
+ * order when there is no array to sort them in (no ft, or no memory for it). */
+static void add_group(struct kv_store *st, struct fold_table *ft, rocksdb_writebatch_t *wb,
+                      struct kv_commit_req *group)
+{
+    size_t total = 0;
+    for (struct kv_commit_req *r = group; r; r = r->next)
+        total += r->n;
+    if (ft && total > ft->order_cap) {
+        size_t cap = total < 256 ? 256 : total * 2;
+        struct ordered *p = realloc(ft->order, cap * sizeof *p);
+        if (p) {
+            ft->order = p;
+            ft->order_cap = cap;
+        }
+    }
+    if (!ft || total > ft->order_cap || total < 2) {
+        for (struct kv_commit_req *r = group; r; r = r->next)
+            for (size_t i = 0; i < r->n; i++)
+                add_item(st, ft, wb, &r->items[i]);
+        return;
+    }
+    size_t n = 0;
+    for (struct kv_commit_req *r = group; r; r = r->next)
+        for (size_t i = 0; i < r->n; i++, n++)
+            ft->order[n] = (struct ordered){&r->items[i], n};
+    qsort(ft->order, n, sizeof *ft->order, ordered_cmp);
+    for (size_t k = 0; k < n; k++)
+        add_item(st, ft, wb, ft->order[k].it);
+}
+
 /* ft NULL: no folding (6). */
 static void commit_segment(struct kv_store *st, struct fold_table *ft,
                            rocksdb_writebatch_t *wb, struct kv_commit_req *group)
@@ -286,19 +354,7 @@ static void commit_segment(struct kv_store *st, struct fold_table *ft,
     rocksdb_writebatch_clear(wb);
     if (ft)
         ft->batch++;
-    for (struct kv_commit_req *r = group; r; r = r->next)
-        for (size_t i = 0; i < r->n; i++) {
-            const struct commit_item *it = &r->items[i];
-            if (it->replace) {
-                add_replace(st, wb, it);
-                continue;
-            }
-            if (ft && fold_due(ft, kv_slice_of(it->key, it->key_len)) && add_fold(st, wb, it))
-                continue;
-            rocksdb_writebatch_merge_cf(wb, st->cf[KV_CF_DATA], (const char *)r->items[i].key,
-                                        r->items[i].key_len, (const char *)r->items[i].val,
-                                        r->items[i].val_len);
-        }
+    add_group(st, ft, wb, group);
     size_t wb_len = 0;
     rocksdb_writebatch_data(wb, &wb_len);
     char *e = kv_store__space_check(st, wb_len);   /* a full disk: store.c (6) */
@@ -370,6 +426,8 @@ static void *commit_main(void *arg)
     }
     pthread_mutex_unlock(&st->mu);
     rocksdb_writebatch_destroy(wb);
+    if (ft)
+        free(ft->order);
     free(ft);
     return NULL;
 }
