@@ -90,8 +90,7 @@ static void write_full(int fd, const void *p, size_t n)
     }
 }
 
-/* Reads one request frame; NULL when the client went away. */
-static Kv__Request *read_req(int fd)
+Kv__Request *fake_read_req(int fd)
 {
     uint8_t hdr[KV_FRAME_HDR];
     if (!read_full(fd, hdr, sizeof hdr))
@@ -113,7 +112,7 @@ static Kv__Request *read_req(int fd)
     return req;
 }
 
-static void send_resp(int fd, const Kv__Response *r, bool corrupt)
+void fake_send_resp(int fd, const Kv__Response *r, bool corrupt)
 {
     struct kv_vec v = {0};
     ck_assert_int_eq(kv_codec_frame_append(&v, &r->base, 1u << 30, NULL), KV_OK);
@@ -136,7 +135,7 @@ static void send_get(int fd, const Kv__Request *req)
     g.version = 42;
     r.result_case = KV__RESPONSE__RESULT_GET;
     r.get = &g;
-    send_resp(fd, &r, false);
+    fake_send_resp(fd, &r, false);
 }
 
 struct kvc_client *connect_to(const char *addrs)
@@ -166,7 +165,7 @@ void h_reverse(struct fake *f, int fd)
 {
     Kv__Request *reqs[5];
     for (int i = 0; i < 5; i++) {
-        if (!(reqs[i] = read_req(fd))) {
+        if (!(reqs[i] = fake_read_req(fd))) {
             while (i--)
                 kv__request__free_unpacked(reqs[i], NULL);
             return;
@@ -183,10 +182,10 @@ void h_reverse(struct fake *f, int fd)
 void h_late(struct fake *f, int fd)
 {
     (void)f;
-    Kv__Request *slow = read_req(fd);
+    Kv__Request *slow = fake_read_req(fd);
     if (!slow)
         return;
-    Kv__Request *fast = read_req(fd);
+    Kv__Request *fast = fake_read_req(fd);
     if (fast) {
         send_get(fd, slow);   /* late: the client has timed it out */
         send_get(fd, fast);
@@ -198,7 +197,7 @@ void h_late(struct fake *f, int fd)
 void h_close_after_read(struct fake *f, int fd)
 {
     (void)f;
-    Kv__Request *r = read_req(fd);
+    Kv__Request *r = fake_read_req(fd);
     if (r)
         kv__request__free_unpacked(r, NULL);
 }
@@ -207,7 +206,7 @@ void h_echo_get(struct fake *f, int fd)
 {
     (void)f;
     Kv__Request *r;
-    while ((r = read_req(fd))) {
+    while ((r = fake_read_req(fd))) {
         send_get(fd, r);
         kv__request__free_unpacked(r, NULL);
     }
@@ -216,12 +215,12 @@ void h_echo_get(struct fake *f, int fd)
 void h_corrupt(struct fake *f, int fd)
 {
     (void)f;
-    Kv__Request *r = read_req(fd);
+    Kv__Request *r = fake_read_req(fd);
     if (!r)
         return;
     Kv__Response resp = KV__RESPONSE__INIT;
     resp.id = r->id;
-    send_resp(fd, &resp, true);
+    fake_send_resp(fd, &resp, true);
     kv__request__free_unpacked(r, NULL);
     char b;
     (void)read(fd, &b, 1);   /* wait for the client to hang up */
@@ -231,7 +230,7 @@ void h_corrupt(struct fake *f, int fd)
 void h_store(struct fake *f, int fd)
 {
     Kv__Request *r;
-    while ((r = read_req(fd))) {
+    while ((r = fake_read_req(fd))) {
         Kv__Response resp = KV__RESPONSE__INIT;
         Kv__GetResponse g = KV__GET_RESPONSE__INIT;
         Kv__WriteResponse w = KV__WRITE_RESPONSE__INIT;
@@ -254,7 +253,7 @@ void h_store(struct fake *f, int fd)
             resp.result_case = KV__RESPONSE__RESULT_GET;
             resp.get = &g;
         }
-        send_resp(fd, &resp, false);
+        fake_send_resp(fd, &resp, false);
         kv__request__free_unpacked(r, NULL);
     }
 }
@@ -264,7 +263,7 @@ void h_errors(struct fake *f, int fd)
 {
     (void)f;
     Kv__Request *r;
-    while ((r = read_req(fd))) {
+    while ((r = fake_read_req(fd))) {
         Kv__Response resp = KV__RESPONSE__INIT;
         resp.id = r->id;
         if (r->op_case == KV__REQUEST__OP_GET) {
@@ -275,7 +274,7 @@ void h_errors(struct fake *f, int fd)
             resp.acks = 1;
             resp.required = 2;
         }
-        send_resp(fd, &resp, false);
+        fake_send_resp(fd, &resp, false);
         kv__request__free_unpacked(r, NULL);
     }
 }
@@ -285,7 +284,7 @@ void h_silent(struct fake *f, int fd)
 {
     (void)f;
     Kv__Request *r;
-    while ((r = read_req(fd)))
+    while ((r = fake_read_req(fd)))
         kv__request__free_unpacked(r, NULL);
 }
 
@@ -293,7 +292,7 @@ void h_silent(struct fake *f, int fd)
 void h_overload(struct fake *f, int fd)
 {
     Kv__Request *r;
-    while ((r = read_req(fd))) {
+    while ((r = fake_read_req(fd))) {
         if (f->seen < 64) {
             f->at_ns[f->seen] = kv_clock_mono_ns();
             f->timeout_ms[f->seen] = r->timeout_ms;
@@ -309,7 +308,7 @@ void h_overload(struct fake *f, int fd)
             resp.result_case = KV__RESPONSE__RESULT_WRITE;
             resp.write = &w;
         }
-        send_resp(fd, &resp, false);
+        fake_send_resp(fd, &resp, false);
         kv__request__free_unpacked(r, NULL);
     }
 }

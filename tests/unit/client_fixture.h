@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "kv/client.h"
+#include "proto/codec.h"          /* Kv__Request, Kv__Response */
 
 struct fake;
 typedef void (*fake_handler)(struct fake *f, int fd);
@@ -48,6 +49,10 @@ struct fake {
 void fake_start(struct fake *f, fake_handler h);
 /* Joins the thread, closes the listener and frees f->stored; f's counters stay readable. */
 void fake_stop(struct fake *f);
+/* One request frame read from fd (asserting it decodes); NULL when the client went away. */
+Kv__Request *fake_read_req(int fd);
+/* Writes r as one frame to fd; corrupt flips checksum bits on the way. */
+void fake_send_resp(int fd, const Kv__Response *r, bool corrupt);
 /* A port on 127.0.0.1 that nothing listens on (bound once, then released). */
 int dead_port(void);
 /* A connected plain-mode client (connect timeout 1 s); asserts that connecting works. */

@@ -22,6 +22,7 @@
 #include "kv/client.h"
 #include "proto/codec.h"
 #include "proto/frame.h"
+#include "tests/unit/client_fixture.h"
 
 #define NNODES 3
 #define MAX_RANGES 8
@@ -59,53 +60,6 @@ struct fcluster {
     bool invalid_status;        /* answer cluster_status with INVALID_ARGUMENT */
 };
 
-static bool read_full(int fd, void *p, size_t n)
-{
-    for (size_t got = 0; got < n;) {
-        ssize_t r = read(fd, (char *)p + got, n - got);
-        if (r <= 0)
-            return false;
-        got += (size_t)r;
-    }
-    return true;
-}
-
-static void write_full(int fd, const void *p, size_t n)
-{
-    for (size_t off = 0; off < n;) {
-        ssize_t w = send(fd, (const char *)p + off, n - off, MSG_NOSIGNAL);
-        if (w <= 0)
-            return;
-        off += (size_t)w;
-    }
-}
-
-static Kv__Request *read_req(int fd)
-{
-    uint8_t hdr[KV_FRAME_HDR];
-    if (!read_full(fd, hdr, sizeof hdr))
-        return NULL;
-    uint32_t len = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
-    uint8_t *buf = malloc(KV_FRAME_HDR + len);
-    memcpy(buf, hdr, sizeof hdr);
-    Kv__Request *req = NULL;
-    struct kv_slice payload;
-    size_t flen;
-    if (read_full(fd, buf + KV_FRAME_HDR, len) &&
-        kv_frame_decode(buf, KV_FRAME_HDR + len, 1u << 30, &payload, &flen, NULL) == KV_OK)
-        kv_codec_decode_req(payload, NULL, &req, NULL);
-    free(buf);
-    return req;
-}
-
-static void send_resp(int fd, const Kv__Response *r)
-{
-    struct kv_vec v = {0};
-    if (kv_codec_frame_append(&v, &r->base, 1u << 30, NULL) == KV_OK)
-        write_full(fd, v.ptr, v.len);
-    kv_vec_free(&v);
-}
-
 static ProtobufCBinaryData pbin(const char *s)
 {
     ProtobufCBinaryData b = {strlen(s), (uint8_t *)(uintptr_t)s};
@@ -121,7 +75,7 @@ static void answer_status(struct fnode *n, int fd, uint64_t id)
     if (cl->invalid_status) {
         r.status = KV__STATUS__INVALID_ARGUMENT;
         r.message = "unknown request type";
-        send_resp(fd, &r);
+        fake_send_resp(fd, &r, false);
         return;
     }
     Kv__ClusterStatus st = KV__CLUSTER_STATUS__INIT;
@@ -169,7 +123,7 @@ static void answer_status(struct fnode *n, int fd, uint64_t id)
     st.n_ranges = cl->ring.n;
     r.result_case = KV__RESPONSE__RESULT_CLUSTER_STATUS;
     r.cluster_status = &st;
-    send_resp(fd, &r);
+    fake_send_resp(fd, &r, false);
 }
 
 static void record(struct fnode *n, const char *op, ProtobufCBinaryData key, int consistency)
@@ -221,7 +175,7 @@ static void answer(struct fnode *n, int fd, const Kv__Request *req)
         break;
     }
     pthread_mutex_unlock(&n->cl->mu);
-    send_resp(fd, &r);
+    fake_send_resp(fd, &r, false);
 }
 
 /* Serves every connection (the client may hold one while opening another) until stop. */
@@ -246,7 +200,7 @@ static void *fnode_main(void *arg)
         for (nfds_t k = 1; k < np; k++) {
             if (!(p[k].revents & (POLLIN | POLLHUP | POLLERR)))
                 continue;
-            Kv__Request *req = read_req(p[k].fd);
+            Kv__Request *req = fake_read_req(p[k].fd);
             if (!req) {
                 close(p[k].fd);
                 p[k--] = p[--np];
