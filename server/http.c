@@ -113,7 +113,7 @@ static void render_store_health(struct kv_server *s, struct kv_vec *out)
                      (unsigned long long)h.corrupt_reads, (unsigned long long)h.hot_key_folds);
     if (n > 0 && (size_t)n < sizeof text)
         kv_vec_append(out, text, (size_t)n);
-    struct kv_store_cache_stats c;
+    struct kv_rcache_stats c;
     kv_store_cache_stats(s->store, &c);
     n = snprintf(text, sizeof text,
                  "# HELP kvd_store_record_cache_lookups_total Point reads that asked the "

@@ -77,7 +77,8 @@ struct fold_set {
     unsigned mru;                        /* the way used last: the other one is replaced */
 };
 struct ordered;
-struct fold_table {                      /* the commit thread's own state: (6), (8) */
+/* The commit thread's own state: (6) fold counts, (8) the array a group is sorted in. */
+struct commit_state {
     struct fold_set sets[FOLD_SETS];
     uint32_t batch;                      /* numbers the WriteBatches */
     struct ordered *order;               /* owned; order_cap entries, reused per group */
@@ -187,7 +188,7 @@ static struct kv_commit_req *do_take_group(struct kv_store *st)
 }
 
 /* (6): counts a write of key; true when this one should be written as a fold. */
-static bool fold_due(struct fold_table *ft, struct kv_slice key)
+static bool fold_due(struct commit_state *ft, struct kv_slice key)
 {
     uint64_t h = kv_hash64(key.ptr, key.len) | 1;   /* never 0, the empty tag */
     struct fold_set *set = &ft->sets[h % FOLD_SETS];
@@ -302,7 +303,7 @@ static int ordered_cmp(const void *a, const void *b)
 }
 
 /* One item into wb: a replace (5), a fold (6) or a merge. */
-static void add_item(struct kv_store *st, struct fold_table *ft, rocksdb_writebatch_t *wb,
+static void add_item(struct kv_store *st, struct commit_state *ft, rocksdb_writebatch_t *wb,
                      const struct commit_item *it)
 {
     if (it->replace) {
@@ -317,7 +318,7 @@ static void add_item(struct kv_store *st, struct fold_table *ft, rocksdb_writeba
 
 /* (8): adds the group's items to wb in key order (same keys in queue order), or in queue
  * order when there is no array to sort them in (no ft, or no memory for it). */
-static void add_group(struct kv_store *st, struct fold_table *ft, rocksdb_writebatch_t *wb,
+static void add_group(struct kv_store *st, struct commit_state *ft, rocksdb_writebatch_t *wb,
                       struct kv_commit_req *group)
 {
     size_t total = 0;
@@ -347,7 +348,7 @@ static void add_group(struct kv_store *st, struct fold_table *ft, rocksdb_writeb
 }
 
 /* ft NULL: no folding (6). */
-static void commit_segment(struct kv_store *st, struct fold_table *ft,
+static void commit_segment(struct kv_store *st, struct commit_state *ft,
                            rocksdb_writebatch_t *wb, struct kv_commit_req *group)
 {
     cache_bracket(st, group, true);
@@ -377,7 +378,7 @@ static void commit_segment(struct kv_store *st, struct fold_table *ft,
 }
 
 /* Splits the group so that every request with a replace is a segment of its own (5). */
-static void commit_group(struct kv_store *st, struct fold_table *ft,
+static void commit_group(struct kv_store *st, struct commit_state *ft,
                          rocksdb_writebatch_t *wb, struct kv_commit_req *group)
 {
     while (group) {
@@ -397,7 +398,7 @@ static void *commit_main(void *arg)
     struct kv_store *st = arg;
     rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
     /* Without its table the thread still commits; it only stops folding hot keys. */
-    struct fold_table *ft = calloc(1, sizeof *ft);
+    struct commit_state *ft = calloc(1, sizeof *ft);
     pthread_mutex_lock(&st->mu);
     for (;;) {
         bool was_idle = false;

@@ -184,12 +184,9 @@ void kv_store_health(struct kv_store *st, struct kv_store_health *out)
     out->hot_key_folds = atomic_load(&st->folds);
 }
 
-void kv_store_cache_stats(struct kv_store *st, struct kv_store_cache_stats *out)
+void kv_store_cache_stats(struct kv_store *st, struct kv_rcache_stats *out)
 {
-    struct kv_rcache_stats r;
-    kv_rcache_stats(st->rcache, &r);
-    *out = (struct kv_store_cache_stats){r.hits,  r.misses,  r.inserts, r.evictions,
-                                         r.bytes, r.entries, r.capacity};
+    kv_rcache_stats(st->rcache, out);
 }
 
 /* The watcher: idle until writes are refused, then one probe a second until they are not. */

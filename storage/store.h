@@ -26,6 +26,7 @@
 #include <stdint.h>
 #include "common/buf.h"
 #include "common/status.h"
+#include "storage/rcache.h"
 #include "storage/record.h"
 
 struct kv_store;                        /* opaque */
@@ -88,11 +89,8 @@ struct kv_store_health {
                                            of its history (commit.c (6)), ever */
 };
 
-/* The record cache's counters (storage/rcache.h), for /metrics: zero when it is off. */
-struct kv_store_cache_stats {
-    uint64_t hits, misses, inserts, evictions, bytes, entries, capacity;
-};
-void kv_store_cache_stats(struct kv_store *st, struct kv_store_cache_stats *out);
+/* The record cache's counters, for /metrics: zero when it is off. */
+void kv_store_cache_stats(struct kv_store *st, struct kv_rcache_stats *out);
 
 /* Fills *out; never touches the disk (safe on an event loop or the HTTP thread). */
 void kv_store_health(struct kv_store *st, struct kv_store_health *out);

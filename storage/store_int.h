@@ -12,7 +12,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "common/status.h"
-#include "storage/rcache.h"
 #include "storage/store.h"
 
 struct kv_commit_req;                    /* storage/commit.c */

@@ -164,11 +164,6 @@ END_TEST
 
 /* ---------------------------------------------------------------- through the store -- */
 
-static void cache_stats(struct kv_store *st, struct kv_store_cache_stats *s)
-{
-    kv_store_cache_stats(st, s);
-}
-
 START_TEST(test_store_reads_hit_the_cache_and_a_write_is_read_at_once)
 {
     char dir[256];
@@ -176,8 +171,8 @@ START_TEST(test_store_reads_hit_the_cache_and_a_write_is_read_at_once)
     put(st, "a", (struct w){H(1), 1, "one"}, 0);
     expect_live(st, "a", "one");
     expect_live(st, "a", "one");
-    struct kv_store_cache_stats s;
-    cache_stats(st, &s);
+    struct kv_rcache_stats s;
+    kv_store_cache_stats(st, &s);
     ck_assert_uint_eq(s.hits, 1);
     ck_assert_uint_eq(s.misses, 1);
     put(st, "a", (struct w){H(2), 1, "two"}, 0);     /* acknowledged: must read back */
@@ -194,7 +189,7 @@ START_TEST(test_store_reads_hit_the_cache_and_a_write_is_read_at_once)
     expect_live(st, "t", "ttl");
     fake_now = T0 + 2000;
     expect_live(st, "t", NULL);
-    cache_stats(st, &s);
+    kv_store_cache_stats(st, &s);
     ck_assert_uint_ge(s.hits, 3);
     kv_store_close(st);
 }
@@ -269,7 +264,7 @@ START_TEST(test_store_racing_readers_never_read_older_than_an_acknowledged_write
     atomic_store(&g_race_done, 1);
     for (int i = 0; i < 3; i++)
         pthread_join(th[i], NULL);
-    struct kv_store_cache_stats s;
+    struct kv_rcache_stats s;
     kv_store_cache_stats(g_st, &s);
     ck_assert_uint_eq(atomic_load(&g_stale), 0);
     ck_assert_uint_gt(atomic_load(&g_reads), 1000);
