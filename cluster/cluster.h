@@ -47,8 +47,18 @@ enum kv_level {
 };
 const char *kv_level_name(enum kv_level l);
 
+/* Node ids are 1..KV_NODE_ID_MAX: a version's node field also names the start (cluster.c
+ * (6)). kv_cluster_writer is that field for node `id` at `generation`; KV_WRITER_NODE
+ * takes the node id back out of a version's node field. */
+#define KV_NODE_ID_MAX 65535u
+static inline uint32_t kv_cluster_writer(uint32_t id, uint64_t generation)
+{
+    return id | (uint32_t)(generation & 0xffffu) << 16;
+}
+#define KV_WRITER_NODE(w) ((uint32_t)(w) & 0xffffu)
+
 struct kv_cluster_opts {
-    uint32_t node_id;
+    uint32_t node_id;               /* 1..KV_NODE_ID_MAX */
     const char *addr;               /* host:port peers and clients use for this node */
     const char *http;               /* host:port of /metrics, for kvctl status */
     const char *region, *rack;

@@ -820,7 +820,7 @@ void kv_coord_write(struct kv_cluster *c, struct kv_slice key, struct kv_slice v
     rec->key.data = op->key;
     rec->key.len = op->key_len;
     rec->hlc = kv_hlc_now(c->hlc, now);
-    rec->node = c->o.node_id;
+    rec->node = c->writer;          /* cluster.c (6) */
     rec->tombstone = tombstone;
     rec->expires_at_ms = ttl_ms ? now + ttl_ms : 0;
     if (!tombstone && value.len) {

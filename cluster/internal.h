@@ -90,6 +90,7 @@ struct kv_cluster {
     struct kv_cluster_io io;
     struct kv_store *store;
     struct kv_hlc *hlc;
+    uint32_t writer;                    /* the node half of what this start mints: cluster.c (6) */
     struct kv_members *members;
     struct kv_ring *ring;
     bool has_seeds;                     /* some seed other than self */

@@ -263,7 +263,7 @@ static void mint_and_write(struct lin_op *op)
         kv_hlc_observe(c->hlc, op->best.hlc);
     uint64_t now = kv_cluster__now(c);
     op->rec.hlc = kv_hlc_now(c->hlc, now);
-    op->rec.node = c->o.node_id;
+    op->rec.node = c->writer;       /* cluster.c (6) */
     op->rec.expires_at_ms = op->ttl_ms ? now + op->ttl_ms : 0;
     op->have_mask = 0;
     start_phase2(op);

@@ -437,7 +437,7 @@ static void attempt(struct px_op *op)
     op->attempts++;
     c->stats.cas_attempts++;
     op->ballot.hlc = kv_hlc_now(c->hlc, kv_cluster__now(c));
-    op->ballot.node = c->o.node_id;
+    op->ballot.node = c->writer;    /* cluster.c (6) */
     op->has_inprog = op->has_current = false;
     memset(&op->inprog_ballot, 0, sizeof op->inprog_ballot);
     op->max_committed.hlc = 0;

@@ -4,6 +4,7 @@
 #include <ini.h>
 #include <stdlib.h>
 #include <string.h>
+#include "cluster/cluster.h"
 #include "common/addr.h"
 
 enum opt_type { T_U32, T_U64, T_STR, T_SYNC, T_LOG, T_DOUBLE, T_LEVEL, T_BOOL, T_I64 };
@@ -18,7 +19,7 @@ struct opt {
 
 #define O(n, t, f, h) {n, t, offsetof(struct kv_config, f), sizeof(((struct kv_config *)0)->f), h}
 static const struct opt g_opts[] = {
-    O("node_id", T_U32, node_id, "this node's id, unique in the cluster (1)"),
+    O("node_id", T_U32, node_id, "this node's id, unique in the cluster, 1..65535 (1)"),
     O("listen", T_STR, listen, "client address host:port (127.0.0.1:7379)"),
     O("http", T_STR, http, "/health and /metrics address, or off (127.0.0.1:7380)"),
     O("data_dir", T_STR, data_dir, "RocksDB directory (./kvd-data)"),
@@ -465,8 +466,8 @@ enum kv_status kv_config_parse_args(struct kv_config *c, int argc, char **argv, 
 
 enum kv_status kv_config_validate(const struct kv_config *c, struct kv_err *err)
 {
-    if (c->node_id == 0)
-        return kv_err_set(err, KV_INVALID, "node_id must be at least 1");
+    if (c->node_id == 0 || c->node_id > KV_NODE_ID_MAX)
+        return kv_err_set(err, KV_INVALID, "node_id must be in 1..%u", KV_NODE_ID_MAX);
     if (c->max_key == 0 || c->max_key > 4096)
         return kv_err_set(err, KV_INVALID, "max_key must be in 1..4096");
     if (c->max_value == 0)

@@ -89,7 +89,10 @@ void kvctl_print_record(const struct kvctl_out *o, const uint8_t *key, size_t kl
     set_bytes(obj, "key", key, klen, o->hex);
     set_bytes(obj, "value", v->data, v->len, o->hex);
     json_object_set_new(obj, "version", json_integer((json_int_t)v->version));
-    json_object_set_new(obj, "version_node", json_integer((json_int_t)v->version_node));
+    json_object_set_new(obj, "version_node",
+                        json_integer((json_int_t)KVC_VERSION_NODE_ID(v->version_node)));
+    json_object_set_new(obj, "version_start",
+                        json_integer((json_int_t)KVC_VERSION_START(v->version_node)));
     if (v->expires_at_ms)
         json_object_set_new(obj, "expires_at_ms", json_integer((json_int_t)v->expires_at_ms));
     emit(obj);

@@ -131,10 +131,10 @@ static void vmap_note(struct chaos *ch, struct kv_version v, int64_t value, cons
         if (ch->vs[k].hlc == v.hlc && ch->vs[k].node == v.node) {
             if (ch->vs[k].value != value)
                 violation(ch,
-                          "(c) version (%" PRIu64 ".%u, node %u) holds two values: %" PRId64
-                          " and %" PRId64 " (%s)",
-                          v.hlc >> 16, (unsigned)(v.hlc & 0xffff), v.node, ch->vs[k].value,
-                          value, where);
+                          "(c) version (%" PRIu64 ".%u, node %u start %u) holds two values: "
+                          "%" PRId64 " and %" PRId64 " (%s)",
+                          v.hlc >> 16, (unsigned)(v.hlc & 0xffff), KV_WRITER_NODE(v.node),
+                          v.node >> 16, ch->vs[k].value, value, where);
             return;
         }
         k = (k + 1) & (ch->cap_vs - 1);

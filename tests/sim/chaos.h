@@ -16,8 +16,9 @@
  *       carries a value whose write definitely failed, or one nobody wrote.
  *   (b) replicas converge after the heal: every replica of a key holds the same raw record
  *       (tombstones included), and every node's ALL read answers the same version.
- *   (c) no two different values ever share one version (hlc, node): in any answer, and in
- *       any store (scanned during the run and at the end).
+ *   (c) no two different values ever share one version (hlc, writer): in any answer, and
+ *       in any store (scanned during the run and at the end). The writer is the node and
+ *       its start (cluster/cluster.c (6)).
  *   (d) the LINEARIZABLE and CAS keys' histories are linearizable (a Wing-Gong-Lowe search
  *       here; the same history can be written for jepsen/checker).
  * (1) A run is a pure function of its options: the same seed gives the same events, the

@@ -168,6 +168,20 @@ START_TEST(test_default_consistency_takes_a_level_and_refuses_default)
 }
 END_TEST
 
+/* A version's node field holds the node id in 16 bits (cluster/cluster.c (6)). */
+START_TEST(test_node_ids_are_1_to_65535)
+{
+    struct kv_err err = {0};
+    struct kv_config c = cfg_with("node_id", "65535");
+    ck_assert_int_eq(kv_config_validate(&c, &err), KV_OK);
+    c = cfg_with("node_id", "65536");
+    ck_assert_int_eq(kv_config_validate(&c, &err), KV_INVALID);
+    ck_assert_ptr_nonnull(strstr(err.msg, "1..65535"));
+    c = cfg_with("node_id", "0");
+    ck_assert_int_eq(kv_config_validate(&c, &err), KV_INVALID);
+}
+END_TEST
+
 /* --- the test-only debug gate -------------------------------------------------------------- */
 
 START_TEST(test_a_clock_offset_without_debug_is_refused)
@@ -307,6 +321,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_debug_settings_reject_bad_values);
     tcase_add_test(tc, test_flags_override_the_ini_file_for_cluster_settings);
     tcase_add_test(tc, test_a_config_file_with_a_lone_clock_offset_does_not_validate);
+    tcase_add_test(tc, test_node_ids_are_1_to_65535);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -6,6 +6,7 @@
  * real milliseconds. Replicas are checked directly in their stores (KV_STORE_RAW). */
 #include <check.h>
 #include "tests/check_run.h"
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,7 @@ START_TEST(test_a_quorum_put_is_seen_by_a_quorum_get_from_another_coordinator)
     ck_assert_int_eq(p.r.st, KV_OK);
     ck_assert_uint_ge(p.r.acks, 2);
     ck_assert_uint_eq(p.r.required, 2);
-    ck_assert_uint_eq(p.r.version.node, 1);
+    ck_assert_uint_eq(KV_WRITER_NODE(p.r.version.node), 1);
     for (uint32_t via = 1; via <= 3; via++) {
         struct sim_call g = sim_get(s, via, "user:000123", KV_LEVEL_QUORUM);
         ck_assert_int_eq(g.r.st, KV_OK);
@@ -597,6 +598,43 @@ START_TEST(test_a_coordinator_that_is_a_replica_never_falls_back_and_a_full_hint
 }
 END_TEST
 
+/* cluster.c (6): a restarted node's HLC can come back to a stamp it minted before the
+ * crash (it had been following its peers' stamps, its own clock far behind). It must
+ * still mint a version of its own: with the node id alone the second write got the first
+ * one's version, so the replicas kept whichever value they saw first (kvsim seed 30008). */
+START_TEST(test_a_restarted_node_whose_clock_repeats_a_stamp_still_mints_a_new_version)
+{
+    struct kv_cluster_opts o;
+    sim_test_opts(&o);
+    struct sim *s = sim_cluster_with(19, 3, &o);
+    struct sim_node *n1 = sim_node(s, 1);
+    n1->clock_offset_ms = -100000;      /* its HLC runs on its peers' stamps */
+    sim_run_for(s, 100);
+    uint64_t before = atomic_load(&n1->hlc.last);
+    struct sim_call a = sim_put(s, 1, "k", "before-crash", KV_LEVEL_ALL);
+    ck_assert_int_eq(a.r.st, KV_OK);
+    ck_assert_uint_eq(a.r.version.hlc, before + 1);
+    sim_crash(s, 1);
+    ck_assert_int_eq(sim_start(s, 1, &o), KV_OK);
+    sim_wait_all_up(s, 3);
+    atomic_store(&n1->hlc.last, before);   /* rebuilt to where it stood before the write */
+    struct sim_call b = sim_put(s, 1, "k", "after-restart", KV_LEVEL_ALL);
+    ck_assert_int_eq(b.r.st, KV_OK);
+    ck_assert_uint_eq(b.r.version.hlc, a.r.version.hlc);   /* the clock repeated itself */
+    ck_assert_int_ne(kv_version_cmp(b.r.version, a.r.version), 0);
+    ck_assert_uint_eq(KV_WRITER_NODE(b.r.version.node), 1);
+    /* The later start's version wins on every replica and through every coordinator. */
+    for (uint32_t id = 1; id <= 3; id++) {
+        ck_assert(sim_stored_value_is(s, id, "k", "after-restart"));
+        struct sim_call g = sim_get(s, id, "k", KV_LEVEL_ALL);
+        ck_assert_int_eq(g.r.st, KV_OK);
+        ck_assert(sim_call_value_is(&g, "after-restart"));
+        ck_assert_int_eq(kv_version_cmp(g.r.version, b.r.version), 0);
+    }
+    sim_free(s);
+}
+END_TEST
+
 int main(void)
 {
     kv_log_set_level(KV_LOG_ERROR);
@@ -604,6 +642,7 @@ int main(void)
     TCase *t = tcase_create("coord");
     tcase_set_timeout(t, 120);
     tcase_add_test(t, test_a_quorum_put_is_seen_by_a_quorum_get_from_another_coordinator);
+    tcase_add_test(t, test_a_restarted_node_whose_clock_repeats_a_stamp_still_mints_a_new_version);
     tcase_add_test(t, test_all_with_one_replica_down_is_unavailable_and_nothing_is_stored_anywhere);
     tcase_add_test(t, test_a_quorum_write_succeeds_with_one_replica_partitioned);
     tcase_add_test(t, test_a_quorum_read_repairs_a_replica_that_missed_a_write_before_answering);

@@ -113,10 +113,15 @@ struct kvc_value {
     uint8_t *data;                /* owned; NUL-terminated for convenience (not counted) */
     size_t len;
     uint64_t version;             /* HLC timestamp of the version read */
-    uint32_t version_node;
+    uint32_t version_node;        /* its writer: KVC_VERSION_NODE_ID and KVC_VERSION_START */
     uint64_t expires_at_ms;       /* 0: never */
 };
 void kvc_value_free(struct kvc_value *v);   /* NULL-safe; resets *v */
+/* A version is (version, version_node); version_node names the node that minted it and
+ * that node's start (its generation mod 65536), since a restarted node's clock may repeat
+ * stamps of its previous start (docs/replication.md). */
+#define KVC_VERSION_NODE_ID(version_node) ((uint32_t)(version_node) & 0xffffu)
+#define KVC_VERSION_START(version_node) ((uint32_t)(version_node) >> 16)
 
 struct kvc_scan_args {
     const void *start; size_t start_len;   /* inclusive; empty: from the first key */
