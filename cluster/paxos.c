@@ -2,7 +2,8 @@
  * the key's replicas, as Cassandra's lightweight transactions (docs/cap.md). The acceptor
  * is cluster/paxos_acceptor.c.
  *
- * (1) Ballots are (kv_hlc_now, node id): unique, and increasing on each node; a refusal
+ * (1) Ballots are (kv_hlc_now, writer): unique (the writer names the node and its start,
+ *     cluster.c (6)), and increasing within a start; a refusal
  *     carries the higher promise, which is observed into the HLC, so the next ballot is
  *     above it.
  * (2) An attempt: Prepare to every alive replica, q = n/2+1 promises. The promises carry
