@@ -1,4 +1,5 @@
-/* cluster/internal.h -- what cluster.c, coord.c, scan.c, replica.c and hints.c share.
+/* cluster/internal.h -- what the .c files of cluster/ share (cluster.c, ops.c, levels.c, coord.c,
+ * scan.c, linear.c, paxos.c, replica.c, hints.c, ...).
  * Only the .c files of cluster/ include it; nothing outside cluster/ may.
  *
  * (1) Every operation that waits for peers (a client request, a hint replay batch) lives in
@@ -146,7 +147,7 @@ void kv_cluster__read_result(struct kv_cluster *c, struct kv_cluster_result *r,
 bool kv_cluster__record_copy(Kv__Record *dst, uint8_t *key, size_t key_len,
                              const Kv__Record *src);
 
-/* --- consistency levels (coord.c) ------------------------------------------------------- */
+/* --- consistency levels and answers decided at once (levels.c) ------------------------- */
 
 /* What a level needs from a replica set: replica i counts towards group[i] (-1: towards
  * nothing), and every group g needs need[g] answers. */
@@ -179,6 +180,11 @@ uint32_t kv_coord_alive_mask(const struct kv_cluster *c, const uint32_t *ids, si
  * may be set). */
 void kv_coord_answer_later(struct kv_cluster *c, kv_cluster_cb cb, void *arg,
                            const struct kv_cluster_result *r);
+/* kv_coord_answer_later with a result that is only err (its code the status). */
+void kv_coord_fail_later(struct kv_cluster *c, kv_cluster_cb cb, void *arg,
+                         const struct kv_err *err);
+
+/* --- point requests (coord.c) and scans (scan.c) --------------------------------------- */
 
 void kv_coord_get(struct kv_cluster *c, struct kv_slice key, enum kv_level level,
                   uint32_t timeout_ms, kv_cluster_cb cb, void *arg);

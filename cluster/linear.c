@@ -446,15 +446,6 @@ static const struct kv_coord_op_vt lin_vt = {lin_reply, lin_timeout, lin_shutdow
 
 /* --- starting ------------------------------------------------------------------------- */
 
-static void refuse(struct kv_cluster *c, kv_cluster_cb cb, void *arg, const struct kv_err *e)
-{
-    struct kv_cluster_result r;
-    memset(&r, 0, sizeof r);
-    r.st = e->code;
-    r.err = *e;
-    kv_coord_answer_later(c, cb, arg, &r);
-}
-
 /* kv_lin__admit with the replicas `need` (QUORUM; ONE for debug_linear_read_one) counts. */
 static bool admit_at(struct kv_cluster *c, struct kv_slice key, size_t value_len,
                      kv_cluster_cb cb, void *arg, uint32_t *ids, size_t *n, uint32_t *alive,
@@ -471,17 +462,17 @@ static bool admit_at(struct kv_cluster *c, struct kv_slice key, size_t value_len
     }
     if (key.len == 0 || key.len > KV_STORE_KEY_MAX) {
         kv_err_set(&err, KV_INVALID, "key length %zu not in 1..%u", key.len, KV_STORE_KEY_MAX);
-        refuse(c, cb, arg, &err);
+        kv_coord_fail_later(c, cb, arg, &err);
         return false;
     }
     if (value_len > c->o.max_value) {
         kv_err_set(&err, KV_TOO_LARGE, "value of %zu bytes over the limit of %u", value_len,
                    c->o.max_value);
-        refuse(c, cb, arg, &err);
+        kv_coord_fail_later(c, cb, arg, &err);
         return false;
     }
     if (kv_cluster__admit(c, &err) != KV_OK) {
-        refuse(c, cb, arg, &err);
+        kv_coord_fail_later(c, cb, arg, &err);
         return false;
     }
     *n = kv_ring_replicas(c->ring, key, c->o.rf, ids);
@@ -526,7 +517,7 @@ static void lin_start(struct kv_cluster *c, struct kv_slice key, bool is_read,
         free(k);
         free(v);
         kv_err_set(&err, KV_NOMEM, "out of memory");
-        refuse(c, cb, arg, &err);
+        kv_coord_fail_later(c, cb, arg, &err);
         return;
     }
     memcpy(k, key.ptr, key.len);
