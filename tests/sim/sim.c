@@ -32,6 +32,8 @@ struct sim {
     bool cut[SIM_MAX_NODES + 1][SIM_MAX_NODES + 1];
     double loss, dup;
     uint32_t delay_min, delay_max;
+    sim_drop_fn drop_fn;
+    void *drop_arg;
     struct event **heap;
     size_t heap_len, heap_cap;
     uint64_t sent, dropped;
@@ -123,6 +125,10 @@ static void deliver(struct sim_node *from, uint32_t to, const Kv__PeerMessage *p
     struct sim *s = from->sim;
     s->sent++;
     if (to == 0 || to > (uint32_t)s->n) {
+        s->dropped++;
+        return;
+    }
+    if (s->drop_fn && s->drop_fn(s->drop_arg, from->id, to, pm)) {
         s->dropped++;
         return;
     }
@@ -343,6 +349,12 @@ void sim_isolate(struct sim *s, uint32_t id, bool cut)
 
 void sim_heal(struct sim *s) { memset(s->cut, 0, sizeof s->cut); }
 void sim_set_loss(struct sim *s, double p) { s->loss = p; }
+
+void sim_set_drop(struct sim *s, sim_drop_fn fn, void *arg)
+{
+    s->drop_fn = fn;
+    s->drop_arg = arg;
+}
 void sim_set_dup(struct sim *s, double p) { s->dup = p; }
 void sim_set_delay(struct sim *s, uint32_t min_ms, uint32_t max_ms)
 {

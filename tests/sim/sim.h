@@ -68,6 +68,11 @@ void sim_heal(struct sim *s);
 void sim_set_loss(struct sim *s, double p);
 void sim_set_dup(struct sim *s, double p);
 void sim_set_delay(struct sim *s, uint32_t min_ms, uint32_t max_ms);
+/* A test's own fault: every message (self ones included) is first offered to fn, and one
+ * it returns true for is dropped (counted). fn NULL removes it. For scenarios that need one
+ * kind of message lost between two nodes at one moment (test_cas.c). */
+typedef bool (*sim_drop_fn)(void *arg, uint32_t from, uint32_t to, const Kv__PeerMessage *msg);
+void sim_set_drop(struct sim *s, sim_drop_fn fn, void *arg);
 
 /* Runs events for ms of simulated time. */
 void sim_run_for(struct sim *s, uint64_t ms);

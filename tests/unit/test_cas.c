@@ -1,7 +1,8 @@
 /* tests/unit/test_cas.c -- compare-and-set through per-key Paxos (cluster/paxos.c and
  * cluster/paxos_acceptor.c) on whole simulated nodes: expect-absent and expect-value,
  * concurrent proposers, acceptor state across a crash, in-progress proposals finished by
- * the next proposer, and a counter under message loss and duplication. */
+ * the next proposer, a counter under message loss and duplication, and a scripted
+ * interleaving (sim_set_drop) of two proposers around a commit that reached one store. */
 #include <check.h>
 #include "tests/check_run.h"
 #include <stdio.h>
@@ -298,6 +299,68 @@ START_TEST(test_a_counter_incremented_by_cas_under_loss_and_duplication_counts_e
 }
 END_TEST
 
+/* Which messages the scenario below loses, switched as it goes. */
+struct px_faults {
+    bool a_propose;     /* node 1's PROPOSE to nodes 2 and 3 */
+    bool b_prepare;     /* node 2's PREPARE to node 3 */
+    bool b_commit;      /* node 2's COMMIT to nodes 1 and 3 */
+    bool a_prepare;     /* node 1's PREPARE to node 3 */
+    bool read_2;        /* node 3's READ to node 2 */
+};
+
+static bool px_drop(void *arg, uint32_t from, uint32_t to, const Kv__PeerMessage *m)
+{
+    const struct px_faults *f = arg;
+    switch (m->body_case) {
+    case KV__PEER_MESSAGE__BODY_PROPOSE: return f->a_propose && from == 1 && to != 1;
+    case KV__PEER_MESSAGE__BODY_PREPARE:
+        return (f->b_prepare && from == 2 && to == 3) || (f->a_prepare && from == 1 && to == 3);
+    case KV__PEER_MESSAGE__BODY_COMMIT: return f->b_commit && from == 2 && to != 2;
+    case KV__PEER_MESSAGE__BODY_READ: return f->read_2 && from == 3 && to == 2;
+    default: return false;
+    }
+}
+
+static bool stored_on_2(void *arg) { return sim_stored(arg, 2, "k", NULL) == 1; }
+static bool call_done(void *arg) { return ((struct sim_call *)arg)->done; }
+
+/* paxos.c prepared(): a CAS whose retry finds its own proposal as the current value must
+ * commit it again before answering "applied", since the commit that put it there may have
+ * reached one data store only (jepsen's 600 s run found the early answer; issue 5).
+ * A (node 1) proposes "a", accepted on node 1 alone; B (node 2) prepares above it, finds it
+ * in progress and finishes it, but its commit lands only on node 2's store; A, refused by
+ * the acceptors B moved on, retries, and its promise quorum {1, 2} shows its own value as
+ * current. A LINEARIZABLE read of the quorum {3, 1} must then find "a". */
+START_TEST(test_a_cas_that_finds_its_own_value_current_commits_it_to_a_quorum_before_answering)
+{
+    struct sim *s = sim_test_cluster(21, 3);
+    struct px_faults f = {.a_propose = true, .b_prepare = true, .b_commit = true};
+    sim_set_drop(s, px_drop, &f);
+    struct sim_call a, b;
+    cas_start(s, 1, "k", NULL, "a", 2000, &a);
+    sim_run_for(s, 30);                 /* A's prepare done; "a" accepted on node 1 only */
+    ck_assert(!a.done);
+    cas_start(s, 2, "k", NULL, "b", 300, &b);
+    ck_assert(sim_run_until(s, stored_on_2, s, 200));   /* B finished A's proposal */
+    ck_assert_int_eq(sim_stored(s, 1, "k", NULL), 0);
+    ck_assert_int_eq(sim_stored(s, 3, "k", NULL), 0);
+    f.a_propose = false;                /* A's resend now meets B's promises: refused */
+    f.a_prepare = true;                 /* and its retry's promise quorum is {1, 2} */
+    ck_assert(sim_run_until(s, call_done, &a, 3000));
+    ck_assert_msg(a.r.st == KV_OK && a.r.applied, "A: %s applied=%d", a.msg, a.r.applied);
+    ck_assert(sim_call_value_is(&a, "a"));
+    f.read_2 = true;
+    struct sim_call g = sim_get(s, 3, "k", KV_LEVEL_LINEARIZABLE);
+    ck_assert_msg(g.r.st == KV_OK && sim_call_value_is(&g, "a"),
+                  "a LINEARIZABLE read after A's \"applied\" answered %s: %s",
+                  kv_status_str(g.r.st), g.msg);
+    sim_run_for(s, 1000);
+    ck_assert(b.done);
+    sim_set_drop(s, NULL, NULL);
+    sim_free(s);
+}
+END_TEST
+
 int main(void)
 {
     kv_log_set_level(KV_LOG_ERROR);
@@ -309,6 +372,7 @@ int main(void)
     tcase_add_test(t, test_an_accepted_proposal_survives_acceptor_crashes_and_the_next_proposer_commits_it);
     tcase_add_test(t, test_a_cas_on_the_minority_side_fails_and_a_linearizable_put_goes_through_paxos);
     tcase_add_test(t, test_a_counter_incremented_by_cas_under_loss_and_duplication_counts_every_success);
+    tcase_add_test(t, test_a_cas_that_finds_its_own_value_current_commits_it_to_a_quorum_before_answering);
     suite_add_tcase(s, t);
     return kv_check_run(s, true);
 }
