@@ -190,18 +190,27 @@ START_TEST(test_store_many_concurrent_async_writes_all_complete_with_callbacks)
 }
 END_TEST
 
-START_TEST(test_store_close_runs_the_callbacks_of_pending_async_writes)
+/* A fresh store in dir at sync=batch whose commit thread may wait batch_delay_us for
+ * company (commit.c (3)). */
+static struct kv_store *open_batch_waiting(char *dir, size_t cap, uint32_t batch_delay_us)
 {
-    char dir[256];
-    fresh_dir(dir, sizeof dir);
+    fresh_dir(dir, cap);
     struct kv_store_opts o;
     kv_store_opts_default(&o);
     o.path = dir;
     o.sync = KV_SYNC_BATCH;
-    o.batch_delay_us = 2000000;          /* the thread would wait 2 s: close must not */
+    o.batch_delay_us = batch_delay_us;
     o.now_ms = fake_clock;
     struct kv_store *st;
     ck_assert_int_eq(kv_store_open(&o, &st, NULL), KV_OK);
+    return st;
+}
+
+START_TEST(test_store_close_runs_the_callbacks_of_pending_async_writes)
+{
+    char dir[256];
+    /* the thread would wait 2 s: close must not */
+    struct kv_store *st = open_batch_waiting(dir, sizeof dir, 2000000);
     struct done d = {.ok = 0, .failed = 0};
     pthread_mutex_init(&d.mu, NULL);
     pthread_cond_init(&d.cv, NULL);
@@ -229,15 +238,7 @@ END_TEST
 START_TEST(test_store_a_lone_batch_write_does_not_wait_out_the_batch_delay)
 {
     char dir[256];
-    fresh_dir(dir, sizeof dir);
-    struct kv_store_opts o;
-    kv_store_opts_default(&o);
-    o.path = dir;
-    o.sync = KV_SYNC_BATCH;
-    o.batch_delay_us = 3000000;          /* 3 s: the old wait */
-    o.now_ms = fake_clock;
-    struct kv_store *st;
-    ck_assert_int_eq(kv_store_open(&o, &st, NULL), KV_OK);
+    struct kv_store *st = open_batch_waiting(dir, sizeof dir, 3000000);   /* the old wait */
     for (int i = 0; i < 3; i++) {
         char k[16];
         snprintf(k, sizeof k, "lone%d", i);
