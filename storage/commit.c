@@ -22,7 +22,12 @@
  * (5) A request holding a replace_corrupt write (store.h) is committed in a WriteBatch of
  *     its own, after everything queued before it: its read of the key then sees every
  *     earlier write, and being the only writer, nothing can land between that read and
- *     the replacing Put.
+ *     the replacing Put. The Put is the newest of the repair record, what still decodes
+ *     under bad bytes (lww.c (6)) and, since a corrupt SST block fails the read before any
+ *     operand is merged, the key's newest record in the memtables: a write that arrived
+ *     between the coordinator's read and this repair is kept, not shadowed. A write
+ *     flushed to an SST in that window is still shadowed on this replica (the others hold
+ *     it; read repair brings it back).
  * (7) kv_store_write_queue queues like kv_store_write_async but does not wake an idle
  *     thread: an event loop queues every write one iteration produced, then wakes the
  *     thread once (kv_store_write_kick), instead of a futex wake-up and a context switch
@@ -233,8 +238,43 @@ static bool add_fold(struct kv_store *st, rocksdb_writebatch_t *wb,
     return w >= 0;
 }
 
-/* (5): a Put of the newest of the repair record and what still decodes under the corrupt
- * bytes when the key still reads as corrupt; else the usual merge. */
+/* (5): the key's record as the memtables alone hold it (their operands merged), into out;
+ * nothing when they hold none or it cannot be read. */
+static void memtable_record(struct kv_store *st, const struct commit_item *it,
+                            struct kv_buf *out)
+{
+    rocksdb_iterator_t *i = rocksdb_create_iterator_cf(st->db, st->ro_mem, st->cf[KV_CF_DATA]);
+    rocksdb_iter_seek(i, (const char *)it->key, it->key_len);
+    size_t kl = 0, vl = 0;
+    const char *k = rocksdb_iter_valid(i) ? rocksdb_iter_key(i, &kl) : NULL;
+    if (k && kl == it->key_len && memcmp(k, it->key, kl) == 0) {
+        const char *v = rocksdb_iter_value(i, &vl);
+        if (kv_buf_copy(out, kv_slice_of(v, vl)) != 0)
+            KV_WARN("storage: out of memory reading the memtable under a repair");
+    }
+    char *e = NULL;
+    rocksdb_iter_get_error(i, &e);
+    if (e) {
+        kv_buf_free(out);
+        rocksdb_free(e);
+    }
+    rocksdb_iter_destroy(i);
+}
+
+/* Whether the record in b decodes and is newer than *best (then *best is it). */
+static bool newer_record(struct kv_slice b, struct kv_record *best)
+{
+    struct kv_record r;
+    if (!b.len || kv_record_decode(b, &r, NULL) != KV_OK ||
+        kv_version_cmp(r.ver, best->ver) <= 0)
+        return false;
+    *best = r;
+    return true;
+}
+
+/* (5): a Put of the newest of the repair record, what still decodes under the corrupt
+ * bytes and what the memtables hold, when the key still reads as corrupt; else the usual
+ * merge. */
 static void add_replace(struct kv_store *st, rocksdb_writebatch_t *wb,
                         const struct commit_item *it)
 {
@@ -258,20 +298,21 @@ static void add_replace(struct kv_store *st, rocksdb_writebatch_t *wb,
                                     (const char *)it->val, it->val_len);
         return;
     }
-    const char *put = (const char *)it->val;
-    size_t put_len = it->val_len;
-    struct kv_record mine, theirs;
-    if (survivor.len &&
-        kv_record_decode(kv_slice_of(it->val, it->val_len), &mine, NULL) == KV_OK &&
-        kv_record_decode(kv_buf_slice(&survivor), &theirs, NULL) == KV_OK &&
-        kv_version_cmp(theirs.ver, mine.ver) > 0) {
-        put = survivor.ptr;
-        put_len = survivor.len;
+    struct kv_buf mem = {0};
+    memtable_record(st, it, &mem);
+    struct kv_slice put = kv_slice_of(it->val, it->val_len);
+    struct kv_record best;
+    if (kv_record_decode(put, &best, NULL) == KV_OK) {
+        if (newer_record(kv_buf_slice(&survivor), &best))
+            put = kv_buf_slice(&survivor);
+        if (newer_record(kv_buf_slice(&mem), &best))
+            put = kv_buf_slice(&mem);
     }
     KV_WARN("storage: replacing a corrupt record (%s)", err.msg);
-    rocksdb_writebatch_put_cf(wb, st->cf[KV_CF_DATA], (const char *)it->key, it->key_len, put,
-                              put_len);
+    rocksdb_writebatch_put_cf(wb, st->cf[KV_CF_DATA], (const char *)it->key, it->key_len,
+                              put.ptr, put.len);
     kv_buf_free(&survivor);   /* the batch copied the bytes */
+    kv_buf_free(&mem);
 }
 
 /* The record cache's brackets around a segment's write (rcache.h (1)). */

@@ -46,6 +46,7 @@ static const char *const cf_names[KV_CF_COUNT] = {"default", "hints", "paxos", "
 #define DEFAULT_RECORD_CACHE (64u << 20)
 #define READ_FLAGS_KNOWN (KV_STORE_RAW | KV_STORE_CACHE_ONLY)
 #define ROCKSDB_BLOCK_CACHE_TIER 1       /* ReadTier::kBlockCacheTier */
+#define ROCKSDB_MEMTABLE_TIER 3          /* ReadTier::kMemtableTier (iterators only) */
 #define ROCKSDB_BOTTOMMOST_FORCE 2       /* BottommostLevelCompaction::kForce */
 #define ROCKSDB_WRITE_BUFFER (64u << 20) /* RocksDB's default write_buffer_size */
 
@@ -291,6 +292,8 @@ static void store_free(struct kv_store *st)
         rocksdb_readoptions_destroy(st->ro);
     if (st->ro_cache)
         rocksdb_readoptions_destroy(st->ro_cache);
+    if (st->ro_mem)
+        rocksdb_readoptions_destroy(st->ro_mem);
     if (st->wo_sync)
         rocksdb_writeoptions_destroy(st->wo_sync);
     if (st->wo_nosync)
@@ -367,6 +370,8 @@ enum kv_status kv_store_open(const struct kv_store_opts *opts, struct kv_store *
     st->ro = rocksdb_readoptions_create();
     st->ro_cache = rocksdb_readoptions_create();
     rocksdb_readoptions_set_read_tier(st->ro_cache, ROCKSDB_BLOCK_CACHE_TIER);
+    st->ro_mem = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_read_tier(st->ro_mem, ROCKSDB_MEMTABLE_TIER);
     st->wo_sync = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(st->wo_sync, 1);
     st->wo_nosync = rocksdb_writeoptions_create();

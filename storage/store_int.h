@@ -22,6 +22,7 @@ struct kv_store {
     rocksdb_compactionfilter_t *filter;  /* not owned by RocksDB options: freed after close */
     rocksdb_readoptions_t *ro;           /* shared, read-only after open */
     rocksdb_readoptions_t *ro_cache;     /* read_tier = block cache only */
+    rocksdb_readoptions_t *ro_mem;       /* read_tier = memtables only: commit.c (5) */
     rocksdb_writeoptions_t *wo_sync;
     rocksdb_writeoptions_t *wo_nosync;
     rocksdb_env_t *env;                  /* opts.in_memory: the mem env, freed after close */

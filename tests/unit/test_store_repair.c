@@ -157,6 +157,46 @@ START_TEST(test_a_flipped_sst_byte_is_corruption_for_its_keys_and_repairs_heal_t
 }
 END_TEST
 
+/* commit.c (5) with a block-level fault: the read fails before any merge operand is
+ * seen, so a newer write that reached the memtable between the coordinator's read and its
+ * repair must be found there, not hidden under the repair's Put. */
+START_TEST(test_a_repair_over_a_corrupt_block_keeps_a_newer_write_in_the_memtable)
+{
+    char dir[256];
+    struct kv_store *st = open_fresh(dir, sizeof dir);
+    enum { N = 200 };
+    char key[32], val[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof key, "key-%04d", i);
+        snprintf(val, sizeof val, "value-%04d", i);
+        put(st, key, (struct w){H(10), 1, val}, 0);
+    }
+    flush(st);
+    kv_store_close(st);
+    ck_assert_int_ge(flip_sst_bytes(dir), 1);
+    st = open_at(dir, KV_SYNC_BATCH, 1000);
+    int bad = -1;
+    for (int i = 0; i < N && bad < 0; i++) {
+        snprintf(key, sizeof key, "key-%04d", i);
+        if (get_raw_status(st, key) == KV_CORRUPTION)
+            bad = i;
+    }
+    ck_assert_int_ge(bad, 0);
+    snprintf(key, sizeof key, "key-%04d", bad);
+    put(st, key, (struct w){H(20), 3, "newer"}, 0);    /* above the bad block */
+    ck_assert_int_eq(get_raw_status(st, key), KV_CORRUPTION);
+    repair(st, key, (struct w){H(10), 1, "from-peers"});
+    expect_raw(st, key, (struct w){H(20), 3, "newer"});
+    /* An older write is still the one replaced when nothing newer came. */
+    snprintf(key, sizeof key, "key-%04d", bad + 1);
+    if (get_raw_status(st, key) == KV_CORRUPTION) {
+        repair(st, key, (struct w){H(10), 1, "from-peers"});
+        expect_raw(st, key, (struct w){H(10), 1, "from-peers"});
+    }
+    kv_store_close(st);
+}
+END_TEST
+
 static Suite *repair_suite(void)
 {
     Suite *s = suite_create("store_repair");
@@ -167,6 +207,7 @@ static Suite *repair_suite(void)
     tcase_add_test(tc, test_a_repair_keeps_a_newer_write_stacked_above_the_corrupt_record);
     tcase_add_test(tc, test_a_repair_of_a_healthy_key_is_an_ordinary_merge);
     tcase_add_test(tc, test_a_flipped_sst_byte_is_corruption_for_its_keys_and_repairs_heal_them);
+    tcase_add_test(tc, test_a_repair_over_a_corrupt_block_keeps_a_newer_write_in_the_memtable);
     suite_add_tcase(s, tc);
     return s;
 }
