@@ -116,11 +116,13 @@ static int flip_sst_bytes(const char *dir)
     return n;
 }
 
-START_TEST(test_a_flipped_sst_byte_is_corruption_for_its_keys_and_repairs_heal_them)
+enum { N = 200 };   /* keys key-0000 .. key-0199, values value-0000 .. */
+
+/* A store in dir holding the N keys at H(10) in SST files, each file with one byte
+ * flipped in a data block, reopened. */
+static struct kv_store *flipped_store(char *dir, size_t cap)
 {
-    char dir[256];
-    struct kv_store *st = open_fresh(dir, sizeof dir);
-    enum { N = 200 };
+    struct kv_store *st = open_fresh(dir, cap);
     char key[32], val[32];
     for (int i = 0; i < N; i++) {
         snprintf(key, sizeof key, "key-%04d", i);
@@ -130,7 +132,14 @@ START_TEST(test_a_flipped_sst_byte_is_corruption_for_its_keys_and_repairs_heal_t
     flush(st);
     kv_store_close(st);
     ck_assert_int_ge(flip_sst_bytes(dir), 1);
-    st = open_at(dir, KV_SYNC_BATCH, 1000);
+    return open_at(dir, KV_SYNC_BATCH, 1000);
+}
+
+START_TEST(test_a_flipped_sst_byte_is_corruption_for_its_keys_and_repairs_heal_them)
+{
+    char dir[256];
+    struct kv_store *st = flipped_store(dir, sizeof dir);
+    char key[32], val[32];
     int corrupt = 0;
     for (int i = 0; i < N; i++) {
         snprintf(key, sizeof key, "key-%04d", i);
@@ -163,18 +172,8 @@ END_TEST
 START_TEST(test_a_repair_over_a_corrupt_block_keeps_a_newer_write_in_the_memtable)
 {
     char dir[256];
-    struct kv_store *st = open_fresh(dir, sizeof dir);
-    enum { N = 200 };
-    char key[32], val[32];
-    for (int i = 0; i < N; i++) {
-        snprintf(key, sizeof key, "key-%04d", i);
-        snprintf(val, sizeof val, "value-%04d", i);
-        put(st, key, (struct w){H(10), 1, val}, 0);
-    }
-    flush(st);
-    kv_store_close(st);
-    ck_assert_int_ge(flip_sst_bytes(dir), 1);
-    st = open_at(dir, KV_SYNC_BATCH, 1000);
+    struct kv_store *st = flipped_store(dir, sizeof dir);
+    char key[32];
     int bad = -1;
     for (int i = 0; i < N && bad < 0; i++) {
         snprintf(key, sizeof key, "key-%04d", i);
