@@ -298,8 +298,11 @@ static void add_replace(struct kv_store *st, rocksdb_writebatch_t *wb,
                                     (const char *)it->val, it->val_len);
         return;
     }
+    /* A failed merge already captured the newest operand, memtable ones included; only a
+     * read that failed before merging (a bad block) leaves the memtables unseen. */
     struct kv_buf mem = {0};
-    memtable_record(st, it, &mem);
+    if (!survivor.len)
+        memtable_record(st, it, &mem);
     struct kv_slice put = kv_slice_of(it->val, it->val_len);
     struct kv_record best;
     if (kv_record_decode(put, &best, NULL) == KV_OK) {
